@@ -1,0 +1,107 @@
+"""Reading and writing the course's paired notebooks.
+
+A notebook is a MyST Markdown file (the reviewed source) with an ``.ipynb`` twin beside it.
+The twin is always rebuilt from the Markdown, without outputs and with cell ids derived from
+the cells' content, so the same source gives the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import jupytext
+import nbformat
+from jupytext.config import JupytextConfiguration
+
+from course.paths import ROOT
+
+MYST = "md:myst"
+# Metadata kept in both files; jupytext's version stamps are dropped so diffs stay clean.
+METADATA_FILTER = (
+    "kernelspec,jupytext,lesson,"
+    "-jupytext.text_representation.jupytext_version,"
+    "-jupytext.text_representation.format_version"
+)
+_CONFIG = JupytextConfiguration(notebook_metadata_filter=METADATA_FILTER)
+_STAMPS = ("jupytext_version", "format_version")
+
+
+class NotebookError(ValueError):
+    """A notebook file that cannot be read; the message names the file and the problem."""
+
+
+def relative(path: Path) -> str:
+    """The path as the learner sees it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def twin_of(path: Path) -> Path:
+    """The other file of a pair: ``x.md`` <-> ``x.ipynb``."""
+    path = Path(path)
+    return path.with_suffix(".ipynb" if path.suffix == ".md" else ".md")
+
+
+def read_markdown(path: Path) -> nbformat.NotebookNode:
+    """Read a MyST Markdown notebook, with deterministic cell ids and no version stamps."""
+    try:
+        nb = jupytext.read(path, fmt=MYST)
+    except FileNotFoundError:
+        raise NotebookError(f"{relative(path)}: file not found") from None
+    except Exception as error:  # jupytext raises many types for malformed input
+        raise NotebookError(f"{relative(path)}: not a readable MyST notebook ({error})") from None
+    _normalise(nb)
+    return nb
+
+
+def read_ipynb(path: Path) -> nbformat.NotebookNode:
+    """Read an ``.ipynb`` file; any JSON or schema problem becomes a one-line NotebookError."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except FileNotFoundError:
+        raise NotebookError(f"{relative(path)}: file not found") from None
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise NotebookError(f"{relative(path)}: not a valid notebook ({reason})") from None
+
+
+def ipynb_text(nb: nbformat.NotebookNode) -> str:
+    """The committed form of a twin: outputs and execution counts cleared."""
+    nb = copy.deepcopy(nb)
+    _normalise(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nbformat.writes(nb) + "\n"
+
+
+def markdown_text(nb: nbformat.NotebookNode) -> str:
+    """The MyST Markdown form of a notebook, keeping the lesson metadata."""
+    nb = copy.deepcopy(nb)
+    _normalise(nb)
+    return jupytext.writes(nb, fmt=MYST, config=_CONFIG)
+
+
+def write_pair(nb: nbformat.NotebookNode, md_path: Path) -> None:
+    """Write ``nb`` as ``md_path`` and its ``.ipynb`` twin."""
+    md_path = Path(md_path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(markdown_text(nb), encoding="utf-8")
+    twin_of(md_path).write_text(ipynb_text(read_markdown(md_path)), encoding="utf-8")
+
+
+def _normalise(nb: nbformat.NotebookNode) -> None:
+    text_repr = nb.metadata.get("jupytext", {}).get("text_representation", {})
+    for stamp in _STAMPS:
+        text_repr.pop(stamp, None)
+    seen: set[str] = set()
+    for cell in nb.cells:
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        cell_id, n = digest, 1
+        while cell_id in seen:
+            cell_id, n = f"{digest}-{n}", n + 1
+        seen.add(cell_id)
+        cell["id"] = cell_id
