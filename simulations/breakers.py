@@ -1,0 +1,272 @@
+"""Circuit breakers: the fuse box between a service and a dependency that may fail.
+
+A household breaker watches the current on one circuit. When a fault draws too much, it trips
+and cuts the circuit at once, so the wiring does not burn while someone finds the fault; after a
+while you try the switch again. A software circuit breaker does the same for calls to a remote
+dependency: while the dependency keeps failing, calls are refused at once (*fast-fail*) instead of
+each one holding a worker until its timeout; after a *sleep window* one trial call tests whether
+the dependency is back.
+
+Three states (named as pybreaker names them):
+
+* ``closed``: calls go through; a *trip policy* watches their outcomes.
+* ``open``: calls are refused without touching the dependency, until the sleep window has passed.
+* ``half-open``: a few trial calls go through; success closes the breaker, a failure reopens it.
+
+Time comes from an injectable ``clock`` (a callable returning seconds), so the same class runs in
+real time (``time.monotonic``) and inside a SimPy simulation (``lambda: env.now``).
+
+`CircuitBreaker` is the small breaker of the lesson's Level 2; `ProductionCircuitBreaker` hardens
+it for Level 3 (validated `BreakerConfig`, a lock, ``logging``, counters, a latency histogram and
+listeners).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+class CircuitOpenError(RuntimeError):
+    """The breaker refused the call without trying the dependency (fast-fail)."""
+
+
+class TripPolicy(Protocol):
+    """Decides, from the outcomes of calls made while closed, when to trip."""
+
+    def record(self, ok: bool, now: float) -> None: ...
+    def should_trip(self, now: float) -> bool: ...
+    def reset(self) -> None: ...
+
+
+class ConsecutiveFailures:
+    """Trip after ``threshold`` failures in a row (pybreaker's ``fail_max``)."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.failures = 0
+
+    def record(self, ok: bool, now: float) -> None:
+        self.failures = 0 if ok else self.failures + 1
+
+    def should_trip(self, now: float) -> bool:
+        return self.failures >= self.threshold
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class ErrorRate:
+    """Trip when the failed share of the calls in the last ``window_s`` seconds reaches
+    ``threshold``, once the window holds at least ``minimum_calls`` calls (Hystrix's rule)."""
+
+    def __init__(self, threshold: float, window_s: float, minimum_calls: int) -> None:
+        self.threshold, self.window_s, self.minimum_calls = threshold, window_s, minimum_calls
+        self.outcomes: deque[tuple[float, bool]] = deque()
+        self.failures = 0
+
+    def record(self, ok: bool, now: float) -> None:
+        self.outcomes.append((now, ok))
+        self.failures += not ok
+
+    def should_trip(self, now: float) -> bool:
+        while self.outcomes and self.outcomes[0][0] <= now - self.window_s:
+            self.failures -= not self.outcomes.popleft()[1]
+        calls = len(self.outcomes)
+        return calls >= self.minimum_calls and self.failures >= self.threshold * calls
+
+    def reset(self) -> None:
+        self.outcomes.clear()
+        self.failures = 0
+
+
+class CircuitBreaker:
+    """Closed, open, half-open: fail fast while a dependency is down, probe when it may be back.
+
+    Use ``call(fn)``, or in a simulation ``allow()`` before the call and ``record(ok)`` after.
+    """
+
+    def __init__(self, policy: TripPolicy, sleep_window_s: float,
+                 clock: Clock = time.monotonic, half_open_calls: int = 1) -> None:
+        self.policy, self.sleep_window_s, self.clock = policy, sleep_window_s, clock
+        self.half_open_calls = half_open_calls
+        self.state = State.CLOSED
+        self.opened_at = -math.inf
+        self.trials = self.trial_successes = 0
+        self.transitions: list[tuple[float, State, State]] = []  # (time, from, to)
+
+    def allow(self) -> bool:
+        """May a call go to the dependency now? Moves open -> half-open once the sleep is over."""
+        now = self.clock()
+        if self.state is State.OPEN and now - self.opened_at >= self.sleep_window_s:
+            self._move_to(State.HALF_OPEN, now)
+        if self.state is State.HALF_OPEN and self.trials < self.half_open_calls:
+            self.trials += 1
+            return True
+        return self.state is State.CLOSED
+
+    def record(self, ok: bool) -> None:
+        """Report the outcome of a call that ``allow()`` let through."""
+        now = self.clock()
+        if self.state is State.HALF_OPEN:
+            self.trial_successes += ok
+            if not ok:
+                self._move_to(State.OPEN, now)
+            elif self.trial_successes >= self.half_open_calls:
+                self._move_to(State.CLOSED, now)
+        elif self.state is State.CLOSED:
+            self.policy.record(ok, now)
+            if self.policy.should_trip(now):
+                self._move_to(State.OPEN, now)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` through the breaker; raise `CircuitOpenError` when it is refused."""
+        if not self.allow():
+            raise CircuitOpenError(f"circuit {self.state.value}: call refused")
+        try:
+            result = fn(*args, **kwargs)
+        except Exception:
+            self.record(False)
+            raise
+        self.record(True)
+        return result
+
+    def _move_to(self, new: State, now: float) -> None:
+        self.transitions.append((now, self.state, new))
+        self.state = new
+        self.trials = self.trial_successes = 0
+        if new is State.OPEN:
+            self.opened_at = now
+        if new is State.CLOSED:
+            self.policy.reset()
+
+
+# ---------------------------------------------------------------- production-grade (Level 3)
+
+def _require(name: str, value: object, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"BreakerConfig.{name} = {value!r} is not allowed: must be {allowed}")
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """A breaker's settings; the defaults are Hystrix's documented defaults (50 % errors over
+    a 10 s window with at least 20 calls, 5 s sleep window)."""
+
+    failure_rate_threshold: float = 0.5
+    window_s: float = 10.0
+    minimum_calls: int = 20
+    sleep_window_s: float = 5.0
+    half_open_calls: int = 1
+
+    def __post_init__(self) -> None:
+        def number(v: object) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        def count(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        rate = self.failure_rate_threshold
+        _require("failure_rate_threshold", rate, number(rate) and 0 < rate <= 1,
+                 "a fraction in (0, 1], e.g. 0.5 for 50 %")
+        _require("window_s", self.window_s, number(self.window_s) and self.window_s > 0,
+                 "a number of seconds > 0")
+        _require("minimum_calls", self.minimum_calls, count(self.minimum_calls),
+                 "an integer >= 1")
+        _require("sleep_window_s", self.sleep_window_s,
+                 number(self.sleep_window_s) and self.sleep_window_s > 0,
+                 "a number of seconds > 0")
+        _require("half_open_calls", self.half_open_calls, count(self.half_open_calls),
+                 "an integer >= 1")
+
+
+class LatencyHistogram:
+    """Counts of call latencies in fixed buckets (upper bounds in seconds), as a metrics
+    library would export them; the last bucket catches everything slower."""
+
+    def __init__(self, bounds_s: Iterable[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                    1.0, 2.5, 5.0, 10.0)) -> None:
+        self.bounds_s = sorted(bounds_s)
+        self.counts = [0] * (len(self.bounds_s) + 1)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds_s, seconds)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+Listener = Callable[[str, State, State], None]  # (breaker name, from, to)
+
+
+class ProductionCircuitBreaker(CircuitBreaker):
+    """The Level 2 breaker hardened: validated config, thread-safe, logged, measured.
+
+    The lock guards the breaker's state, never the call itself, so a slow dependency does not
+    serialise the callers. A refused call returns ``fallback()`` when one is given.
+    """
+
+    def __init__(self, name: str, config: BreakerConfig | None = None,
+                 clock: Clock = time.monotonic, listeners: Iterable[Listener] = ()) -> None:
+        self.name, self.config = name, config or BreakerConfig()
+        policy = ErrorRate(self.config.failure_rate_threshold, self.config.window_s,
+                           self.config.minimum_calls)
+        super().__init__(policy, self.config.sleep_window_s, clock, self.config.half_open_calls)
+        self.listeners = list(listeners)
+        self.counters: Counter[str] = Counter()
+        self.latency = LatencyHistogram()
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., T], *args: Any,
+             fallback: Callable[[], T] | None = None, **kwargs: Any) -> T:
+        with self._lock:
+            self.counters["calls"] += 1
+            allowed = self.allow()
+            if not allowed:
+                self.counters["rejections"] += 1
+        if not allowed:
+            if fallback is not None:
+                return fallback()
+            raise CircuitOpenError(f"breaker {self.name!r} is {self.state.value}: call refused")
+        start = self.clock()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception:
+            self._finish(False, start)
+            raise
+        self._finish(True, start)
+        return result
+
+    def _finish(self, ok: bool, start: float) -> None:
+        with self._lock:
+            self.counters["successes" if ok else "failures"] += 1
+            self.latency.observe(self.clock() - start)
+            self.record(ok)
+
+    def _move_to(self, new: State, now: float) -> None:
+        old = self.state
+        super()._move_to(new, now)
+        self.counters["transitions"] += 1
+        level = logging.WARNING if new is State.OPEN else logging.INFO
+        log.log(level, "breaker %s: %s -> %s at t=%.3f s", self.name, old.value, new.value, now)
+        for listener in self.listeners:
+            listener(self.name, old, new)
