@@ -8,6 +8,7 @@ the cells' content, so the same source gives the same bytes on every machine.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 from pathlib import Path
 
@@ -93,7 +94,19 @@ def write_pair(nb: nbformat.NotebookNode, md_path: Path) -> None:
     twin_of(md_path).write_text(ipynb_text(read_markdown(md_path)), encoding="utf-8")
 
 
+def _dates_as_text(value: object) -> object:
+    """YAML reads ``2024-05-01`` as a date, which JSON cannot hold: keep it as ISO text."""
+    if isinstance(value, dict):
+        return {key: _dates_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(item) for item in value]
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
 def _normalise(nb: nbformat.NotebookNode) -> None:
+    nb.metadata = nbformat.from_dict(_dates_as_text(nb.metadata))
     text_repr = nb.metadata.get("jupytext", {}).get("text_representation", {})
     for stamp in _STAMPS:
         text_repr.pop(stamp, None)
