@@ -1,0 +1,229 @@
+"""The circuit-breaker lesson's model: breakers, their agreement with pybreaker, the theory."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pybreaker
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulations.breakers import (
+    BreakerConfig,
+    CircuitBreaker,
+    CircuitOpenError,
+    ConsecutiveFailures,
+    ErrorRate,
+    ProductionCircuitBreaker,
+    State,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fail() -> None:
+    raise ConnectionError("dependency down")
+
+
+def ok() -> str:
+    return "ok"
+
+
+def outcome(breaker: CircuitBreaker, fn) -> str:
+    try:
+        breaker.call(fn)
+        return "ok"
+    except CircuitOpenError:
+        return "refused"
+    except ConnectionError:
+        return "failed"
+
+
+# ---------------------------------------------------------------- state transitions
+
+def test_consecutive_failures_trip_sleep_and_half_open_close() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(ConsecutiveFailures(3), sleep_window_s=5, clock=clock)
+    assert [outcome(breaker, fail) for _ in range(2)] == ["failed", "failed"]
+    assert breaker.state is State.CLOSED
+    assert outcome(breaker, ok) == "ok"  # a success resets the run of failures
+    assert [outcome(breaker, fail) for _ in range(3)] == ["failed"] * 3
+    assert breaker.state is State.OPEN
+    clock.now = 4.999
+    assert outcome(breaker, ok) == "refused"
+    clock.now = 5.0  # the sleep window is over: one trial call goes through
+    assert outcome(breaker, ok) == "ok"
+    assert breaker.state is State.CLOSED
+    assert [(t, a.value, b.value) for t, a, b in breaker.transitions] == [
+        (0.0, "closed", "open"), (5.0, "open", "half-open"), (5.0, "half-open", "closed")]
+
+
+def test_failed_trial_reopens_and_restarts_the_sleep_window() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(ConsecutiveFailures(1), sleep_window_s=2, clock=clock)
+    outcome(breaker, fail)
+    clock.now = 2.0
+    assert outcome(breaker, fail) == "failed"
+    assert breaker.state is State.OPEN and breaker.opened_at == 2.0
+    clock.now = 3.9
+    assert outcome(breaker, ok) == "refused"
+
+
+def test_half_open_admits_only_its_trial_calls() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(ConsecutiveFailures(1), sleep_window_s=1, clock=clock,
+                             half_open_calls=2)
+    outcome(breaker, fail)
+    clock.now = 1.0
+    assert [breaker.allow() for _ in range(3)] == [True, True, False]
+    breaker.record(True)
+    assert breaker.state is State.HALF_OPEN  # one success of the two needed
+    breaker.record(True)
+    assert breaker.state is State.CLOSED
+
+
+def test_error_rate_needs_minimum_volume_and_forgets_old_calls() -> None:
+    clock = FakeClock()
+    policy = ErrorRate(threshold=0.5, window_s=10, minimum_calls=4)
+    breaker = CircuitBreaker(policy, sleep_window_s=5, clock=clock)
+    for _ in range(3):
+        outcome(breaker, fail)
+    assert breaker.state is State.CLOSED, "3 calls are below the minimum volume of 4"
+    clock.now = 10.0  # the three failures leave the 10 s window
+    for result in (ok, ok, fail):
+        outcome(breaker, result)
+    assert breaker.state is State.CLOSED, "1 failure in 3 calls: volume too low"
+    outcome(breaker, fail)  # 2 of 4 = 50 %: the threshold is reached
+    assert breaker.state is State.OPEN
+
+
+# ---------------------------------------------------------------- production breaker
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("failure_rate_threshold", 0, "(0, 1]"),
+    ("failure_rate_threshold", 50, "(0, 1]"),
+    ("window_s", -1.0, "> 0"),
+    ("window_s", float("nan"), "> 0"),
+    ("minimum_calls", 0, ">= 1"),
+    ("minimum_calls", 2.5, "integer"),
+    ("sleep_window_s", 0, "> 0"),
+    ("half_open_calls", True, "integer"),
+])
+def test_config_errors_name_field_value_and_allowed_range(field, value, allowed) -> None:
+    with pytest.raises(ValueError) as error:
+        BreakerConfig(**{field: value})
+    message = str(error.value)
+    assert f"BreakerConfig.{field}" in message and repr(value) in message and allowed in message
+
+
+def test_production_breaker_logs_counts_and_falls_back(caplog) -> None:
+    clock, seen = FakeClock(), []
+    config = BreakerConfig(minimum_calls=2, sleep_window_s=1)
+    breaker = ProductionCircuitBreaker("inventory", config, clock,
+                                       listeners=[lambda *t: seen.append(t)])
+    with caplog.at_level("INFO", logger="simulations.breakers"):
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                breaker.call(fail)
+        assert breaker.call(ok, fallback=lambda: "cached") == "cached"
+    assert seen == [("inventory", State.CLOSED, State.OPEN)]
+    assert "breaker inventory: closed -> open" in caplog.text
+    assert breaker.counters == {"calls": 3, "failures": 2, "rejections": 1, "transitions": 1}
+    assert breaker.latency.total == 2
+
+
+def test_production_breaker_counters_add_up_under_threads() -> None:
+    breaker = ProductionCircuitBreaker("shared", BreakerConfig(
+        failure_rate_threshold=0.3, minimum_calls=5, window_s=0.05, sleep_window_s=0.001))
+    threads, calls_each = 8, 400
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(calls_each):
+            try:
+                breaker.call(fail if rng.random() < 0.5 else ok)
+            except (ConnectionError, CircuitOpenError):
+                pass
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    c = breaker.counters
+    assert c["calls"] == threads * calls_each
+    assert c["successes"] + c["failures"] + c["rejections"] == c["calls"]
+    assert breaker.latency.total == c["successes"] + c["failures"]
+    assert c["transitions"] == len(breaker.transitions) > 0
+    # the transitions form one unbroken chain of legal moves
+    legal = {(State.CLOSED, State.OPEN), (State.OPEN, State.HALF_OPEN),
+             (State.HALF_OPEN, State.OPEN), (State.HALF_OPEN, State.CLOSED)}
+    previous = State.CLOSED
+    for _, old, new in breaker.transitions:
+        assert old is previous and (old, new) in legal
+        previous = new
+
+
+# ---------------------------------------------------------------- agreement with pybreaker
+
+class _PatchedClock:
+    """pybreaker reads ``datetime.now(UTC)``; this stands in for it, driven by a FakeClock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def now(self, tz=None) -> datetime:
+        return datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=self.clock.now)
+
+
+class _Transitions(pybreaker.CircuitBreakerListener):
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock, self.seen = clock, []
+
+    def state_change(self, cb, old_state, new_state) -> None:
+        self.seen.append((self.clock.now, old_state.name, new_state.name))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fail_max=st.integers(1, 4), reset_timeout=st.integers(1, 5),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=60))
+def test_hand_made_breaker_agrees_with_pybreaker(fail_max, reset_timeout, steps) -> None:
+    clock = FakeClock()
+    ours = CircuitBreaker(ConsecutiveFailures(fail_max), reset_timeout, clock=clock)
+    theirs = pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout)
+    listener = _Transitions(clock)
+    theirs.add_listener(listener)
+    original = pybreaker.datetime
+    pybreaker.datetime = _PatchedClock(clock)
+    try:
+        for dt, succeeds in steps:
+            clock.now += dt
+            reached = []
+
+            def dependency(succeeds=succeeds, reached=reached) -> str:
+                reached.append(True)
+                if not succeeds:
+                    raise ConnectionError("down")
+                return "ok"
+
+            outcome(ours, dependency)
+            ours_reached = bool(reached)
+            reached.clear()
+            try:
+                theirs.call(dependency)
+            except (ConnectionError, pybreaker.CircuitBreakerError):
+                pass
+            assert bool(reached) == ours_reached, "one breaker refused a call the other made"
+            assert theirs.current_state == ours.state.value
+    finally:
+        pybreaker.datetime = original
+    assert listener.seen == [(t, a.value, b.value) for t, a, b in ours.transitions]
