@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from simulations.errors import check_int, check_positive, check_range
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
@@ -161,11 +163,6 @@ class CircuitBreaker:
 
 # ---------------------------------------------------------------- production-grade (Level 3)
 
-def _require(name: str, value: object, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"BreakerConfig.{name} = {value!r} is not allowed: must be {allowed}")
-
-
 @dataclass(frozen=True)
 class BreakerConfig:
     """A breaker's settings; the defaults are Hystrix's documented defaults (50 % errors over
@@ -178,24 +175,13 @@ class BreakerConfig:
     half_open_calls: int = 1
 
     def __post_init__(self) -> None:
-        def number(v: object) -> bool:
-            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-        def count(v: object) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-        rate = self.failure_rate_threshold
-        _require("failure_rate_threshold", rate, number(rate) and 0 < rate <= 1,
-                 "a fraction in (0, 1], e.g. 0.5 for 50 %")
-        _require("window_s", self.window_s, number(self.window_s) and self.window_s > 0,
-                 "a number of seconds > 0")
-        _require("minimum_calls", self.minimum_calls, count(self.minimum_calls),
-                 "an integer >= 1")
-        _require("sleep_window_s", self.sleep_window_s,
-                 number(self.sleep_window_s) and self.sleep_window_s > 0,
-                 "a number of seconds > 0")
-        _require("half_open_calls", self.half_open_calls, count(self.half_open_calls),
-                 "an integer >= 1")
+        name = "BreakerConfig."
+        check_range(name + "failure_rate_threshold", self.failure_rate_threshold, 0.0, 1.0,
+                    low_open=True)
+        check_positive(name + "window_s", self.window_s)
+        check_int(name + "minimum_calls", self.minimum_calls, low=1)
+        check_positive(name + "sleep_window_s", self.sleep_window_s)
+        check_int(name + "half_open_calls", self.half_open_calls, low=1)
 
 
 class LatencyHistogram:
