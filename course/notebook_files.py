@@ -21,7 +21,7 @@ from course.paths import ROOT
 MYST = "md:myst"
 # Metadata kept in both files; jupytext's version stamps are dropped so diffs stay clean.
 METADATA_FILTER = (
-    "kernelspec,jupytext,lesson,"
+    "kernelspec,jupytext,lesson,exercise,"
     "-jupytext.text_representation.jupytext_version,"
     "-jupytext.text_representation.format_version"
 )
