@@ -1,0 +1,348 @@
+"""Closed forms that a queueing simulation is checked against.
+
+Picture a bank with tellers: customers walk in at some rate, each teller serves at some rate, and
+whoever finds every teller busy waits in one line. Queueing theory predicts, without simulating,
+how long that line is on average, how often somebody waits at all, and how long the unlucky few
+wait. The formulas below are the standard ones (Harchol-Balter, *Performance Modeling and Design
+of Computer Systems*, 2013; Kingman 1961 for the G/G/1 approximation; Little 1961 for L = λW).
+
+Notation: ``arrival_rate`` λ (customers per second), ``service_rate`` μ (per server), ``servers``
+c, load ρ = λ/(cμ). "Wait" is the time in the queue before service starts; "response" is wait plus
+service. Every function checks its inputs and raises ``ValueError`` naming the parameter, its
+value and the allowed range; an unbounded queue needs ρ < 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from simulations.errors import (
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_probability,
+    check_range,
+)
+
+
+def _check_stable(arrival_rate: float, capacity_rate: float, what: str) -> float:
+    """Return the load λ/capacity after checking it is below 1 (an unbounded queue must drain)."""
+    load = arrival_rate / capacity_rate
+    if load >= 1:
+        raise ValueError(
+            f"arrival_rate must be < {what} = {capacity_rate:g} for an unbounded queue (load"
+            f" ρ < 1); got {arrival_rate!r}, i.e. ρ = {load:g}"
+        )
+    return load
+
+
+def _check_quantile(quantile: float) -> float:
+    return check_range("quantile", quantile, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _invert_survival(survival: Callable[[float], float], quantile: float, scale: float) -> float:
+    """Smallest t with survival(t) <= 1 - quantile, by bisection (survival is non-increasing)."""
+    target = 1.0 - quantile
+    if survival(0.0) <= target:
+        return 0.0
+    high = scale
+    while survival(high) > target:
+        high *= 2.0
+    low = 0.0
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        if survival(middle) > target:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-12 * high:
+            break
+    return high
+
+
+# --- M/M/1 -------------------------------------------------------------------------------------
+
+
+def mm1_mean_wait(arrival_rate: float, service_rate: float) -> float:
+    """M/M/1 mean time in queue, ρ/(μ − λ)."""
+    return mmc_mean_wait(arrival_rate, service_rate, 1)
+
+
+def mm1_mean_response(arrival_rate: float, service_rate: float) -> float:
+    """M/M/1 mean response time, 1/(μ − λ)."""
+    return mmc_mean_response(arrival_rate, service_rate, 1)
+
+
+def mm1_response_percentile(arrival_rate: float, service_rate: float, quantile: float) -> float:
+    """M/M/1 response-time quantile: the response time is exponential with rate μ − λ."""
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    _check_stable(arrival_rate, service_rate, "service_rate")
+    return -math.log1p(-_check_quantile(quantile)) / (service_rate - arrival_rate)
+
+
+# --- M/M/c -------------------------------------------------------------------------------------
+
+
+def erlang_b(servers: int, offered_load: float) -> float:
+    """Erlang B blocking probability for c servers and offered load a = λ/μ (recursion in c).
+
+    B(0) = 1, B(k) = a·B(k−1) / (k + a·B(k−1)); every step stays in [0, 1], so it is stable for
+    thousands of servers.
+    """
+    check_int("servers", servers, 1)
+    check_positive("offered_load", offered_load)
+    blocking = 1.0
+    for k in range(1, servers + 1):
+        blocking = offered_load * blocking / (k + offered_load * blocking)
+    return blocking
+
+
+def erlang_c(arrival_rate: float, service_rate: float, servers: int) -> float:
+    """Probability that an arriving customer waits in an M/M/c queue (Erlang C).
+
+    Computed from Erlang B as C = B / (1 − ρ(1 − B)), which is finite and accurate up to
+    c = 1000 and beyond.
+    """
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    check_int("servers", servers, 1)
+    capacity_name = "service_rate" if servers == 1 else "servers·service_rate"
+    load = _check_stable(arrival_rate, servers * service_rate, capacity_name)
+    blocking = erlang_b(servers, arrival_rate / service_rate)
+    return blocking / (1.0 - load * (1.0 - blocking))
+
+
+def mmc_mean_wait(arrival_rate: float, service_rate: float, servers: int) -> float:
+    """M/M/c mean time in queue, C / (cμ − λ)."""
+    waiting = erlang_c(arrival_rate, service_rate, servers)
+    return waiting / (servers * service_rate - arrival_rate)
+
+
+def mmc_mean_response(arrival_rate: float, service_rate: float, servers: int) -> float:
+    """M/M/c mean response time, C / (cμ − λ) + 1/μ."""
+    return mmc_mean_wait(arrival_rate, service_rate, servers) + 1.0 / service_rate
+
+
+def mmc_wait_percentile(
+    arrival_rate: float, service_rate: float, servers: int, quantile: float
+) -> float:
+    """M/M/c waiting-time quantile from P(Wq > t) = C·e^{−(cμ−λ)t} (zero when 1 − q ≥ C)."""
+    waiting = erlang_c(arrival_rate, service_rate, servers)
+    tail = 1.0 - _check_quantile(quantile)
+    if tail >= waiting:
+        return 0.0
+    return math.log(waiting / tail) / (servers * service_rate - arrival_rate)
+
+
+def mmc_response_survival(
+    arrival_rate: float, service_rate: float, servers: int, time: float
+) -> float:
+    """P(response > t) in M/M/c: the wait (0, or Exp(cμ − λ) with probability C) plus Exp(μ)."""
+    waiting = erlang_c(arrival_rate, service_rate, servers)
+    drain = servers * service_rate - arrival_rate
+    served_tail = math.exp(-service_rate * time)
+    if math.isclose(drain, service_rate):
+        both_tail = (1.0 + service_rate * time) * served_tail
+    else:
+        both_tail = (drain * served_tail - service_rate * math.exp(-drain * time)) / (
+            drain - service_rate
+        )
+    return (1.0 - waiting) * served_tail + waiting * both_tail
+
+
+def mmc_response_percentile(
+    arrival_rate: float, service_rate: float, servers: int, quantile: float
+) -> float:
+    """M/M/c response-time quantile, by inverting :func:`mmc_response_survival`."""
+    erlang_c(arrival_rate, service_rate, servers)  # validates the inputs before inverting
+    return _invert_survival(
+        lambda t: mmc_response_survival(arrival_rate, service_rate, servers, t),
+        _check_quantile(quantile),
+        1.0 / service_rate,
+    )
+
+
+# --- M/G/1, M/D/1 and Kingman ------------------------------------------------------------------
+
+
+def mg1_mean_wait(arrival_rate: float, mean_service: float, service_scv: float) -> float:
+    """Pollaczek–Khinchine mean wait: ρ·E[S]·(1 + SCV) / (2(1 − ρ)).
+
+    ``service_scv`` is the squared coefficient of variation Var[S]/E[S]² (0 deterministic,
+    1 exponential).
+    """
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("mean_service", mean_service)
+    check_non_negative("service_scv", service_scv)
+    load = _check_stable(arrival_rate, 1.0 / mean_service, "1/mean_service")
+    return load * mean_service * (1.0 + service_scv) / (2.0 * (1.0 - load))
+
+
+def mg1_mean_response(arrival_rate: float, mean_service: float, service_scv: float) -> float:
+    """M/G/1 mean response time: the Pollaczek–Khinchine wait plus E[S]."""
+    return mg1_mean_wait(arrival_rate, mean_service, service_scv) + mean_service
+
+
+def md1_mean_wait(arrival_rate: float, service_time: float) -> float:
+    """M/D/1 mean wait, ρ·D / (2(1 − ρ)) (Pollaczek–Khinchine with SCV 0)."""
+    return mg1_mean_wait(arrival_rate, service_time, 0.0)
+
+
+def md1_mean_response(arrival_rate: float, service_time: float) -> float:
+    """M/D/1 mean response time, the wait plus D."""
+    return md1_mean_wait(arrival_rate, service_time) + service_time
+
+
+def kingman_mean_wait(
+    arrival_rate: float, service_rate: float, arrival_scv: float, service_scv: float
+) -> float:
+    """Kingman's G/G/1 approximation E[Wq] ≈ (ρ/(1 − ρ))·((c_a² + c_s²)/2)·E[S].
+
+    Exact for M/G/1 (c_a² = 1, where it is Pollaczek–Khinchine) and in heavy traffic (ρ → 1);
+    at moderate load it is only an approximation, e.g. it overstates the D/M/1 wait (see
+    :func:`dm1_mean_wait`).
+    """
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    check_non_negative("arrival_scv", arrival_scv)
+    check_non_negative("service_scv", service_scv)
+    load = _check_stable(arrival_rate, service_rate, "service_rate")
+    return load / (1.0 - load) * (arrival_scv + service_scv) / 2.0 / service_rate
+
+
+def dm1_mean_wait(arrival_rate: float, service_rate: float) -> float:
+    """Exact D/M/1 mean wait σ / (μ(1 − σ)), where σ = e^{−μ(1−σ)/λ} is the root in (0, 1).
+
+    The GI/M/1 result for evenly spaced arrivals; the reference point for Kingman's error.
+    """
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    _check_stable(arrival_rate, service_rate, "service_rate")
+    ratio = service_rate / arrival_rate
+    low, high = 0.0, 1.0 - 1e-15
+    for _ in range(200):  # f(σ) = e^{−ratio(1−σ)} − σ is > 0 below the root and < 0 above it
+        sigma = 0.5 * (low + high)
+        if math.exp(-ratio * (1.0 - sigma)) > sigma:
+            low = sigma
+        else:
+            high = sigma
+    sigma = 0.5 * (low + high)
+    return sigma / (service_rate * (1.0 - sigma))
+
+
+# --- M/M/1/K -----------------------------------------------------------------------------------
+
+
+def mm1k_state_probabilities(
+    arrival_rate: float, service_rate: float, capacity: int
+) -> list[float]:
+    """Stationary P(n in system), n = 0..K, for M/M/1/K (K = most customers in the system)."""
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    check_int("capacity", capacity, 1)
+    load = arrival_rate / service_rate
+    # Scale by the largest term so that ρ far above 1 does not overflow.
+    if load <= 1:
+        weights = [load**n for n in range(capacity + 1)]
+    else:
+        weights = [(1.0 / load) ** (capacity - n) for n in range(capacity + 1)]
+    total = math.fsum(weights)
+    return [w / total for w in weights]
+
+
+def mm1k_blocking(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """M/M/1/K blocking probability (1 − ρ)ρ^K / (1 − ρ^{K+1}) (PASTA: arrivals see P(K))."""
+    return mm1k_state_probabilities(arrival_rate, service_rate, capacity)[-1]
+
+
+def mm1k_mean_number(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """M/M/1/K mean number in system, Σ n·P(n)."""
+    probabilities = mm1k_state_probabilities(arrival_rate, service_rate, capacity)
+    return math.fsum(n * p for n, p in enumerate(probabilities))
+
+
+def mm1k_mean_response(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """M/M/1/K mean response of admitted customers, L / λ_eff with λ_eff = λ(1 − P_block)."""
+    admitted_rate = arrival_rate * (1.0 - mm1k_blocking(arrival_rate, service_rate, capacity))
+    return mm1k_mean_number(arrival_rate, service_rate, capacity) / admitted_rate
+
+
+def mm1k_mean_wait(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """M/M/1/K mean wait of admitted customers, the mean response minus 1/μ."""
+    return mm1k_mean_response(arrival_rate, service_rate, capacity) - 1.0 / service_rate
+
+
+def mm1k_response_survival(
+    arrival_rate: float, service_rate: float, capacity: int, time: float
+) -> float:
+    """P(response > t) for an admitted M/M/1/K customer.
+
+    An admitted arrival finds n < K customers with probability P(n)/(1 − P(K)) and then waits
+    for n + 1 exponential services, an Erlang(n + 1, μ) time.
+    """
+    probabilities = mm1k_state_probabilities(arrival_rate, service_rate, capacity)
+    admitted = 1.0 - probabilities[-1]
+    x = service_rate * time
+    term = math.exp(-x)  # Poisson(x) probability of j events, j = 0, 1, ...
+    erlang_tail = 0.0
+    total = 0.0
+    for n, p in enumerate(probabilities[:-1]):
+        erlang_tail += term  # P(Erlang(n+1, μ) > t) = Σ_{j≤n} e^{−x} x^j / j!
+        total += p * erlang_tail
+        term *= x / (n + 1)
+    return total / admitted
+
+
+def mm1k_response_percentile(
+    arrival_rate: float, service_rate: float, capacity: int, quantile: float
+) -> float:
+    """M/M/1/K response-time quantile for admitted customers (inverts the survival function)."""
+    return _invert_survival(
+        lambda t: mm1k_response_survival(arrival_rate, service_rate, capacity, t),
+        _check_quantile(quantile),
+        1.0 / service_rate,
+    )
+
+
+# --- Little's law and fan-out ------------------------------------------------------------------
+
+
+def littles_law(
+    *,
+    arrival_rate: float | None = None,
+    mean_time: float | None = None,
+    mean_number: float | None = None,
+) -> float:
+    """L = λW: give exactly two of ``arrival_rate``, ``mean_time`` and ``mean_number``."""
+    given = {
+        name: value
+        for name, value in (
+            ("arrival_rate", arrival_rate),
+            ("mean_time", mean_time),
+            ("mean_number", mean_number),
+        )
+        if value is not None
+    }
+    if len(given) != 2:
+        raise ValueError(
+            f"littles_law got {sorted(given) or 'nothing'}; give exactly two of"
+            " arrival_rate, mean_time, mean_number"
+        )
+    for name, value in given.items():
+        check_non_negative(name, value)
+    if mean_number is None:
+        return arrival_rate * mean_time
+    if mean_time is None:
+        check_positive("arrival_rate", arrival_rate)
+        return mean_number / arrival_rate
+    check_positive("mean_time", mean_time)
+    return mean_number / mean_time
+
+
+def fanout_tail(slow_probability: float, fanout: int) -> float:
+    """P(at least one of N parallel calls is slow) = 1 − (1 − q)^N (Dean & Barroso 2013)."""
+    check_probability("slow_probability", slow_probability)
+    check_int("fanout", fanout, 1)
+    return -math.expm1(fanout * math.log1p(-slow_probability)) if slow_probability < 1 else 1.0
