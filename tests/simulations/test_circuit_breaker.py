@@ -227,3 +227,72 @@ def test_hand_made_breaker_agrees_with_pybreaker(fail_max, reset_timeout, steps)
     finally:
         pybreaker.datetime = original
     assert listener.seen == [(t, a.value, b.value) for t, a, b in ours.transitions]
+
+
+# ---------------------------------------------------------------- theory against the simulation
+
+from simulations.circuit_breaker import (  # noqa: E402
+    Scenario,
+    busy_workers,
+    busy_workers_between,
+    detection_delay_s,
+    exhaustion_arrival_rate,
+    simulate,
+    snapshot_false_trip_probability,
+    snapshot_trips,
+    window_false_trip_probability,
+)
+from simulations.faults import FaultWindow  # noqa: E402
+
+
+def test_busy_workers_follow_littles_law_during_an_outage() -> None:
+    rate, hold = 15.0, 0.005 + 1.0  # local work + the whole client timeout
+    start, end = 12.0, 210.0
+    run = simulate(Scenario(arrival_rate=rate, workers=30, duration_s=220,
+                            outage=FaultWindow(10.0, 210.0, "hang")))
+    measured = busy_workers_between(run, start, end)
+    # Busy workers form an M/D/inf count; its time average over D seconds has standard error
+    # hold * sqrt(rate / D). Allow four standard errors.
+    tolerance = 4 * hold * (rate / (end - start)) ** 0.5
+    assert abs(measured - busy_workers(rate, hold)) < tolerance
+
+
+def test_an_open_breaker_frees_the_workers() -> None:
+    config = BreakerConfig(minimum_calls=10, window_s=5, sleep_window_s=5)
+    run = simulate(Scenario(arrival_rate=40, workers=20, breaker=config, duration_s=60,
+                            outage=FaultWindow(10.0, 60.0, "hang")))
+    opened = run.transitions[0][0]
+    measured = busy_workers_between(run, opened + 2, 60)
+    # fast-fails hold a worker for local work + fast_fail_s; one trial call per sleep window
+    # holds one for the whole timeout
+    ceiling = busy_workers(40, 0.005 + 0.001) + 1.0 / 5 * 1.0
+    assert measured < 2 * ceiling < busy_workers(40, 1.0) / 10
+    assert exhaustion_arrival_rate(20, 1.0) == 20.0
+
+
+def test_window_false_trip_probability_is_a_binomial_tail() -> None:
+    assert window_false_trip_probability(4, 0.5, 0.5) == pytest.approx(11 / 16)
+    assert window_false_trip_probability(19, 0.9, 0.5, minimum_calls=20) == 0.0
+    assert window_false_trip_probability(20, 0.0, 0.5) == 0.0
+
+
+def test_snapshot_false_trips_match_the_binomial_model() -> None:
+    config = BreakerConfig(failure_rate_threshold=0.5, window_s=5, minimum_calls=10)
+    run = simulate(Scenario(arrival_rate=4, baseline_error_rate=0.3, outage=None,
+                            duration_s=2000, seed=7))
+    verdicts = snapshot_trips(run, config)
+    theory = snapshot_false_trip_probability(4, 5, 0.3, 0.5, 10)
+    # disjoint windows are independent: the observed share is Binomial(n, theory) / n
+    half_width = 4 * (theory * (1 - theory) / len(verdicts)) ** 0.5
+    assert abs(verdicts.mean() - theory) < half_width
+
+
+def test_detection_delay_matches_the_fluid_model() -> None:
+    config = BreakerConfig(failure_rate_threshold=0.5, window_s=10, minimum_calls=20)
+    delays = []
+    for seed in range(5):
+        run = simulate(Scenario(breaker=config, seed=seed))  # 40 req/s, 20 workers, T = 1 s
+        delays.append(run.transitions[0][0] - run.scenario.outage.start_s)
+    theory = detection_delay_s(40, 0.01, 0.5, 10, 20, 1.0, workers=20)
+    # the fluid model ignores the discreteness of calls (1/λ = 25 ms) and local work; allow 5 %
+    assert abs(sum(delays) / len(delays) - theory) < 0.05 * theory
