@@ -16,32 +16,17 @@ long validation runs and benchmarks use it.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 import numpy as np
 
+from simulations.distributions import Distribution
 from simulations.errors import check_int
+from simulations.records import Outcome, RequestTable
+from simulations.workloads import ArrivalProcess
 
+__all__ = ["fifo_queue", "simulate_fifo"]
 
-@dataclass(frozen=True)
-class FifoResult:
-    """Per-customer outcome of a FIFO queue run, in arrival order (times in seconds).
-
-    ``waits`` and ``responses`` are NaN for customers turned away (``blocked``).
-    """
-
-    arrivals: np.ndarray
-    services: np.ndarray
-    waits: np.ndarray
-    blocked: np.ndarray
-
-    @property
-    def responses(self) -> np.ndarray:
-        return self.waits + self.services
-
-    @property
-    def departures(self) -> np.ndarray:
-        return self.arrivals + self.responses
+_OK, _REJECTED = int(Outcome.OK), int(Outcome.REJECTED)
 
 
 def fifo_queue(
@@ -49,56 +34,98 @@ def fifo_queue(
     services: np.ndarray,
     servers: int = 1,
     capacity: int | None = None,
-) -> FifoResult:
-    """Waits of a FIFO queue with ``servers`` servers for given arrival and service times.
+) -> RequestTable:
+    """Per-request rows of a FIFO queue with ``servers`` servers, for given times.
 
-    ``arrivals`` are non-decreasing arrival times, ``services`` the service time of each customer;
-    ``capacity`` (``None`` for unbounded) is the most customers allowed in the system at once.
+    ``arrivals`` are non-decreasing arrival times (s). ``services[k]`` is the service time of the
+    k-th *admitted* request, as in ``ServerPool``, which draws a service time only when service
+    starts (with nothing turned away, that is simply request k). ``capacity`` (None: unbounded)
+    is the most requests in the system at once, queued plus in service; an arrival that finds it
+    full is REJECTED. The ``server`` column is not tracked (-1).
     """
     check_int("servers", servers, 1)
     if capacity is not None:
         check_int("capacity", capacity, servers)
     arrival_times = np.asarray(arrivals, dtype=float)
     service_times = np.asarray(services, dtype=float)
-    if arrival_times.ndim != 1 or arrival_times.shape != service_times.shape:
+    if arrival_times.ndim != 1 or service_times.ndim != 1:
         raise ValueError(
-            f"arrivals and services must be 1-D arrays of the same length; got shapes"
-            f" {arrival_times.shape} and {service_times.shape}"
+            f"arrivals and services must be 1-D arrays (got shapes {arrival_times.shape}"
+            f" and {service_times.shape})"
+        )
+    if len(service_times) < len(arrival_times):
+        raise ValueError(
+            f"services needs at least one time per request, {len(arrival_times)}"
+            f" (got {len(service_times)})"
         )
     if np.any(np.diff(arrival_times) < 0):
-        raise ValueError("arrivals must be non-decreasing times (sorted arrival order)")
+        raise ValueError("arrivals must be non-decreasing times (requests in arrival order)")
     if np.any(service_times < 0):
-        raise ValueError("services must be ≥ 0 (service times in seconds)")
-    waits, blocked = _run(arrival_times.tolist(), service_times.tolist(), servers, capacity)
-    return FifoResult(arrival_times, service_times, np.array(waits), np.array(blocked, dtype=bool))
+        raise ValueError("services must be >= 0 seconds (got a negative service time)")
+    starts, ends = _run(arrival_times.tolist(), service_times.tolist(), servers, capacity)
+    start = np.array(starts)
+    n = len(arrival_times)
+    return RequestTable(
+        arrival=arrival_times,
+        start=start,
+        end=np.array(ends),
+        outcome=np.where(np.isnan(start), _REJECTED, _OK).astype(np.int8),
+        server=np.full(n, -1, dtype=np.int32),
+        cls=np.full(n, -1, dtype=np.int16),
+        key=np.full(n, -1, dtype=np.int32),
+    )
+
+
+def simulate_fifo(
+    arrivals: ArrivalProcess,
+    service: Distribution,
+    rng: np.random.Generator,
+    customers: int,
+    servers: int = 1,
+    capacity: int | None = None,
+) -> RequestTable:
+    """Draw ``customers`` arrivals and their service times from ``rng``, then run the queue.
+
+    Draws in the order the SimPy model does (arrival times first, then service times in the
+    order service starts), so with the same seed both give the same rows up to rounding.
+    """
+    times = arrivals.times(rng, n=check_int("customers", customers, 1))
+    return fifo_queue(times, service.sample(rng, len(times)), servers, capacity)
 
 
 def _run(
     arrivals: list[float], services: list[float], servers: int, capacity: int | None
-) -> tuple[list[float], list[bool]]:
-    """The recursion itself, on plain lists (a tight loop is faster than numpy element access)."""
+) -> tuple[list[float], list[float]]:
+    """Start and end times (NaN if rejected), on plain lists: a tight loop beats numpy here."""
+    n = len(arrivals)
     nan = float("nan")
-    waits = [nan] * len(arrivals)
-    blocked = [False] * len(arrivals)
-    if servers == 1 and capacity is None:  # Lindley: start = max(arrival, previous departure)
+    starts, ends = [nan] * n, [nan] * n
+    if servers == 1 and capacity is None:  # Lindley: start = max(arrival, previous end)
         free_at = 0.0
-        for i, (arrival, service) in enumerate(zip(arrivals, services, strict=True)):
+        for i, (arrival, service) in enumerate(zip(arrivals, services[:n], strict=True)):
             start = arrival if arrival > free_at else free_at
-            waits[i] = start - arrival
-            free_at = start + service
-        return waits, blocked
-    free_at_heap = [0.0] * servers  # when each server next becomes free
-    inside: list[float] = []  # heap of departure times of the customers in the system
-    for i, (arrival, service) in enumerate(zip(arrivals, services, strict=True)):
-        if capacity is not None:
-            while inside and inside[0] <= arrival:
-                heapq.heappop(inside)
-            if len(inside) >= capacity:
-                blocked[i] = True
-                continue
-        start = max(arrival, heapq.heappop(free_at_heap))
-        waits[i] = start - arrival
-        heapq.heappush(free_at_heap, start + service)
-        if capacity is not None:
-            heapq.heappush(inside, start + service)
-    return waits, blocked
+            starts[i] = start
+            free_at = ends[i] = start + service
+        return starts, ends
+    free_at = [0.0] * servers  # heap: when each server next becomes free
+    if capacity is None:  # Kiefer-Wolfowitz: start = max(arrival, earliest free server)
+        for i, (arrival, service) in enumerate(zip(arrivals, services[:n], strict=True)):
+            start = arrival if arrival > free_at[0] else free_at[0]
+            starts[i] = start
+            ends[i] = end = start + service
+            heapq.heapreplace(free_at, end)
+        return starts, ends
+    inside: list[float] = []  # heap of the end times of requests still in the system
+    admitted = 0
+    for i, arrival in enumerate(arrivals):
+        while inside and inside[0] <= arrival:
+            heapq.heappop(inside)
+        if len(inside) >= capacity:
+            continue
+        start = arrival if arrival > free_at[0] else free_at[0]
+        end = start + services[admitted]
+        admitted += 1
+        starts[i], ends[i] = start, end
+        heapq.heapreplace(free_at, end)
+        heapq.heappush(inside, end)
+    return starts, ends
