@@ -15,7 +15,7 @@ SimPy model that checks it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import simpy
@@ -266,10 +266,12 @@ def busy_workers_between(run: Run, start_s: float, end_s: float) -> float:
 
 
 def summary(run: Run, start_s: float | None = None, end_s: float | None = None) -> dict:
-    """Headline numbers for requests arriving in [start_s, end_s) (default: the outage)."""
+    """Headline numbers for requests arriving in [start_s, end_s); by default the outage and
+    the 10 s after it (the recovery, where the sleep window matters)."""
     s, r = run.scenario, run.requests
-    if start_s is None:
-        start_s, end_s = (s.outage.start_s, s.outage.end_s) if s.outage else (0, s.duration_s)
+    if start_s is None or end_s is None:
+        start_s, end_s = ((s.outage.start_s, min(s.outage.end_s + 10, s.duration_s))
+                          if s.outage else (0.0, s.duration_s))
     part = (r.arrival >= start_s) & (r.arrival < end_s)
     lat = np.where(np.isnan(r.latency), s.duration_s - r.arrival, r.latency)[part]
     fresh = (r.outcome == Outcome.OK)[part] & ~run.fallback[part] & (lat <= s.slo_s)
@@ -299,3 +301,70 @@ def snapshot_trips(run: Run, config: BreakerConfig) -> np.ndarray:
             k += 1
         verdicts.append(policy.should_trip(now))
     return np.array(verdicts)
+
+
+# ---------------------------------------------------------------- sweeps and plots
+
+LABELS = {
+    "p99_latency_s": "p99 latency (s)",
+    "goodput_rps": "goodput (req/s)",
+    "busy_workers": "busy workers",
+    "rejected_rps": "fast-failed (req/s)",
+    "fallback_rps": "fallback answers (req/s)",
+}
+
+
+def sweep(base: Scenario, **grid: list) -> list[tuple[dict, dict]]:
+    """Run ``base`` once per combination of breaker settings in ``grid`` (BreakerConfig field
+    -> values); returns (settings, `summary` over the outage) pairs."""
+    names = list(grid)
+    rows = []
+    for values in np.array(np.meshgrid(*grid.values(), indexing="ij")).reshape(len(names), -1).T:
+        settings = {n: (int(v) if n in ("minimum_calls", "half_open_calls") else float(v))
+                    for n, v in zip(names, values, strict=True)}
+        config = replace(base.breaker or BreakerConfig(), **settings)
+        rows.append((settings, summary(simulate(replace(base, breaker=config)))))
+    return rows
+
+
+def plot_dashboard(runs: dict[str, Run],
+                   metrics: tuple[str, ...] = ("p99_latency_s", "goodput_rps", "busy_workers"),
+                   bin_s: float = 1.0):
+    """Small multiples over time, one panel per metric, one line per run, outage shaded."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(metrics), 1, sharex=True, figsize=(8, 2.2 * len(metrics)),
+                             squeeze=False)
+    for label, run in runs.items():
+        series = timeline(run, bin_s)
+        for ax, metric in zip(axes[:, 0], metrics, strict=True):
+            ax.plot(series["time_s"], series[metric], label=label)
+    outage = next(iter(runs.values())).scenario.outage
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        if outage is not None:
+            ax.axvspan(outage.start_s, outage.end_s, color="tab:red", alpha=0.1,
+                       label=f"outage ({outage.kind})")
+        ax.set_ylabel(LABELS[metric])
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(rows: list[tuple[dict, dict]], x: str, by: str,
+               metrics: tuple[str, ...] = ("p99_latency_s", "goodput_rps")):
+    """One panel per outcome metric against breaker setting ``x``, one line per value of ``by``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for group in sorted({settings[by] for settings, _ in rows}):
+        chosen = [(s[x], out) for s, out in rows if s[by] == group]
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            ax.plot([v for v, _ in chosen], [out[metric] for _, out in chosen], "o-",
+                    label=f"{by} = {group:g}")
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ax.set_xlabel(x)
+        ax.set_ylabel(LABELS[metric] + " during the outage")
+    axes[0, 0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
