@@ -1,0 +1,101 @@
+"""A small SimPy toolkit for the course's simulations.
+
+Picture a shop: customers arrive (``workloads``), ask for something that takes a while to
+prepare (``distributions``), wait in line for one of a few clerks (``servers``), may give up
+(``clients``), and the shop has bad days (``faults``). Every customer leaves a row on a ticket
+roll (``records``) that the manager summarises (``metrics``), compares across settings
+(``experiments``) and draws (``plots``).
+
+API map (all re-exported here):
+
+- errors: ``check_positive``, ``check_non_negative``, ``check_probability``, ``check_range``,
+  ``check_int``, ``check_choice``: validate one input, ValueError naming it, its value, the range
+- distributions: ``Exponential``, ``Deterministic``, ``LogNormal``, ``Bimodal``, ``Pareto``
+  (each with ``.mean``, ``.scv``, ``.second_moment``, ``.sample(rng, size)``),
+  ``make_distribution(name, mean, scv)``
+- workloads: ``PoissonArrivals``, ``ConstantArrivals``, ``BurstyArrivals`` (on-off / MMPP-2),
+  ``TimeVaryingArrivals`` (``.step``, ``.ramp``, ``.diurnal``; thinning), each with
+  ``.times(rng, n=, horizon=)`` and ``.rate_at(t)``; ``ZipfKeys(n_keys, alpha)``
+- records: ``Outcome`` (IN_FLIGHT, OK, REJECTED, TIMEOUT, ERROR), ``RequestLog`` (columnar,
+  written during a run), ``RequestTable`` (its finished copy: ``latency``, ``wait``, ``select``)
+- servers: ``ServerPool`` (c servers, FIFO, capacity K, service distribution or handler;
+  ``submit`` / ``call``), ``Service`` protocol (``call(key, cls) -> Event`` of an Outcome)
+- clients: ``RequestSource`` (replays arrivals into ``send(key, cls)``), ``Client`` (caller with
+  a timeout), ``ClosedLoopUsers`` (users who think, call and wait)
+- faults: ``FaultWindow`` (error / hang / slow in [start, end)), ``FaultSchedule``
+- metrics: ``summarize``, ``latency_percentiles``, ``utilisation``, ``occupancy``,
+  ``time_average``, ``queue_length_over_time``, ``number_in_system_over_time``,
+  ``drop_warmup``, ``confidence_interval``, ``t_quantile``, ``per_bin``, ``rate_over_time``,
+  ``latency_over_time``, ``goodput_over_time``
+
+Example, an M/M/4 queue at 90 % load::
+
+    env = simpy.Environment()
+    rng = np.random.default_rng(1)
+    pool = ServerPool(env, 4, Exponential(1.0), rng)
+    RequestSource(env, PoissonArrivals(3.6), pool.submit, rng, n=100_000)
+    env.run()
+    summarize(drop_warmup(pool.log.table(), time_s=100), servers=4)
+"""
+
+from simulations.clients import Client, ClosedLoopUsers, RequestSource
+from simulations.distributions import (
+    DISTRIBUTIONS,
+    Bimodal,
+    Deterministic,
+    Distribution,
+    Exponential,
+    LogNormal,
+    Pareto,
+    make_distribution,
+)
+from simulations.errors import (
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_probability,
+    check_range,
+)
+from simulations.faults import FAULT_KINDS, FaultSchedule, FaultWindow
+from simulations.metrics import (
+    PERCENTILES,
+    confidence_interval,
+    drop_warmup,
+    goodput_over_time,
+    latency_over_time,
+    latency_percentiles,
+    number_in_system_over_time,
+    occupancy,
+    per_bin,
+    queue_length_over_time,
+    rate_over_time,
+    summarize,
+    t_quantile,
+    time_average,
+    utilisation,
+)
+from simulations.records import Outcome, RequestLog, RequestTable
+from simulations.servers import Handler, ServerPool, Service
+from simulations.workloads import (
+    ArrivalProcess,
+    BurstyArrivals,
+    ConstantArrivals,
+    PoissonArrivals,
+    TimeVaryingArrivals,
+    ZipfKeys,
+)
+
+__all__ = [
+    "DISTRIBUTIONS", "FAULT_KINDS", "PERCENTILES",
+    "ArrivalProcess", "Bimodal", "BurstyArrivals", "Client", "ClosedLoopUsers",
+    "ConstantArrivals", "Deterministic", "Distribution", "Exponential", "FaultSchedule",
+    "FaultWindow", "Handler", "LogNormal", "Outcome", "Pareto", "PoissonArrivals",
+    "RequestLog", "RequestSource", "RequestTable", "ServerPool", "Service",
+    "TimeVaryingArrivals", "ZipfKeys",
+    "check_choice", "check_int", "check_non_negative", "check_positive", "check_probability",
+    "check_range", "confidence_interval", "drop_warmup", "goodput_over_time",
+    "latency_over_time", "latency_percentiles", "make_distribution",
+    "number_in_system_over_time", "occupancy", "per_bin", "queue_length_over_time",
+    "rate_over_time", "summarize", "t_quantile", "time_average", "utilisation",
+]

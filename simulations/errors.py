@@ -1,0 +1,95 @@
+"""Input checks shared by every module of the toolkit.
+
+Think of a form clerk who hands a form back with the wrong box circled: "rate must be > 0
+(got -1.0)". Each helper checks one value, returns it (converted) when it is fine, and otherwise
+raises ``ValueError`` naming the parameter, the value it got and the range it allows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_non_negative",
+    "check_positive",
+    "check_probability",
+    "check_range",
+]
+
+
+def _describe(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        left, right = ("(" if low_open else "["), (")" if high_open else "]")
+        return f"in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "a finite number"
+
+
+def check_range(
+    name: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``value`` as a float if it lies in the range, else raise ``ValueError``.
+
+    ``low_open``/``high_open`` make that end exclusive. NaN is always refused; infinity only
+    with ``allow_inf``.
+    """
+    allowed = _describe(low, high, low_open, high_open)
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be a number {allowed} (got {value!r})")
+    x = float(value)
+    bad = math.isnan(x) or (math.isinf(x) and not allow_inf)
+    if low is not None:
+        bad = bad or (x <= low if low_open else x < low)
+    if high is not None:
+        bad = bad or (x >= high if high_open else x > high)
+    if bad:
+        raise ValueError(f"{name} must be {allowed} (got {value!r})")
+    return x
+
+
+def check_positive(name: str, value: object, *, allow_inf: bool = False) -> float:
+    """A number > 0, e.g. a rate or a mean time."""
+    return check_range(name, value, 0.0, low_open=True, allow_inf=allow_inf)
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """A number >= 0, e.g. a delay that may be zero."""
+    return check_range(name, value, 0.0)
+
+
+def check_probability(name: str, value: object) -> float:
+    """A number in [0, 1]."""
+    return check_range(name, value, 0.0, 1.0)
+
+
+def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
+    """An integer (not a bool, not a float) within [low, high]."""
+    allowed = _describe(low, high, False, False).replace("a finite number", "any integer")
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer {allowed} (got {value!r})")
+    n = int(value)
+    if (low is not None and n < low) or (high is not None and n > high):
+        raise ValueError(f"{name} must be an integer {allowed} (got {value!r})")
+    return n
+
+
+def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
+    """One of a fixed set of names; the message lists them."""
+    options = list(allowed)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)} (got {value!r})")
+    return str(value)
