@@ -1,0 +1,182 @@
+"""Checks for exercise test cells that say what is wrong, not just that something is.
+
+Like a driving examiner who says "you rolled through the stop sign at the second junction"
+rather than "fail", every check names what it looked at, what it expected and what it found.
+A test cell wraps its checks in ``exercise(...)`` so that an exercise the learner has not
+answered yet gets that message instead of a traceback::
+
+    from course.feedback import exercise, expect_equal
+
+    with exercise("Exercise 1 (breaker state)"):
+        expect_equal(breaker_state(5, threshold=5), "OPEN",
+                     what="the state after 5 consecutive failures with threshold 5")
+
+Each check prints a short "✓ ... passed" line when it passes and raises ``AssertionError``
+with a teaching message when it does not.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, NoReturn
+
+_MAX_SHOWN = 120
+_current: list[str] = []  # the exercises being checked, innermost last
+
+
+class NotAnsweredError(AssertionError):
+    """The exercise still holds its placeholder (or its answer cell has not been run)."""
+
+
+class _Exercise:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> _Exercise:
+        _current.append(self.name)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        _current.pop()
+        if error is None:
+            print(f"✓ {self.name}: all checks passed")
+            return False
+        if isinstance(error, NotImplementedError):
+            raise NotAnsweredError(
+                f"{self.name} is not answered yet: replace `raise NotImplementedError()` in "
+                "its answer cell with your code, then run that cell."
+            ) from None
+        # A name missing in the test cell itself (not deeper, inside the learner's code) is
+        # the answer that was never defined: its cell still raises, or was not run.
+        if isinstance(error, NameError) and traceback is not None and traceback.tb_next is None:
+            raise NotAnsweredError(
+                f"{self.name} is not answered yet: `{error.name}` is not defined. Write your "
+                "answer in its answer cell and run that cell (it must finish without an error)."
+            ) from None
+        return False
+
+
+def exercise(name: str) -> _Exercise:
+    """Context manager around one exercise's checks; `name` is how the learner knows it."""
+    return _Exercise(name)
+
+
+def expect_equal(actual: Any, expected: Any, *, what: str, hint: str = "") -> None:
+    """Check ``actual == expected``; `what` names the value ("the state after 5 failures")."""
+    __tracebackhide__ = True
+    _reject_unanswered(actual, expected, what)
+    if not _same(actual, expected):
+        message = f"{what} should be {_show(expected)}, but it is {_show(actual)}"
+        if type(actual) is not type(expected) and not _both_numbers(actual, expected):
+            message += f" (a {type(actual).__name__}, not a {type(expected).__name__})"
+        _fail(message, hint)
+    _passed(what)
+
+
+def expect_close(
+    actual: Any,
+    expected: float,
+    *,
+    what: str,
+    rel: float = 1e-6,
+    abs: float = 0.0,  # noqa: A002 - the same name as math.isclose's
+    hint: str = "",
+) -> None:
+    """Check that the number `actual` is within `rel` (relative) or `abs` of `expected`."""
+    __tracebackhide__ = True
+    _reject_unanswered(actual, expected, what)
+    if not isinstance(actual, numbers.Real) or isinstance(actual, bool):
+        _fail(f"{what} should be a number, but it is {_show(actual)} "
+              f"(a {type(actual).__name__})", hint)
+    if not math.isclose(actual, expected, rel_tol=rel, abs_tol=abs):
+        tolerance = " or ".join(
+            text for text, on in ((f"{rel:.2g} relative", rel > 0), (f"± {abs:.3g}", abs > 0)) if on
+        )
+        _fail(f"{what} should be about {_show(expected)} (within {tolerance}), "
+              f"but it is {_show(actual)}", hint)
+    _passed(what)
+
+
+def expect_true(condition: object, message: str, *, what: str = "check") -> None:
+    """Check that `condition` holds; `message` says what is wrong when it does not."""
+    __tracebackhide__ = True
+    if not condition:
+        raise AssertionError(message)
+    _passed(what)
+
+
+def expect_raises(
+    expected: type[BaseException],
+    call: Callable[[], object],
+    *,
+    what: str,
+    match: str = "",
+    hint: str = "",
+) -> None:
+    """Check that ``call()`` raises `expected` (whose message contains `match`)."""
+    __tracebackhide__ = True
+    try:
+        call()
+    except BaseException as error:  # noqa: B036 - re-raised below unless it is the one expected
+        if isinstance(error, NotImplementedError) and expected is not NotImplementedError:
+            raise  # the placeholder: `exercise` turns it into "not answered yet"
+        if not isinstance(error, expected):
+            _fail(f"{what} should raise {expected.__name__}, but it raised "
+                  f"{type(error).__name__}: {error}", hint)
+        if match not in str(error):
+            _fail(f"{what} should raise {expected.__name__} mentioning {match!r}, but its "
+                  f"message is {str(error)!r}", hint)
+        _passed(what)
+        return
+    _fail(f"{what} should raise {expected.__name__}, but nothing was raised", hint)
+
+
+def _reject_unanswered(actual: Any, expected: Any, what: str) -> None:
+    __tracebackhide__ = True
+    if actual is None and expected is not None:
+        name = _current[-1] if _current else "this exercise"
+        raise NotAnsweredError(
+            f"{what} is None: {name} looks unanswered (or a function forgot to `return` "
+            "its result)."
+        )
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual == expected)
+    except (TypeError, ValueError):  # numpy arrays compare element by element
+        import numpy as np
+
+        return bool(np.array_equal(actual, expected))
+
+
+def _both_numbers(a: Any, b: Any) -> bool:
+    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in (a, b))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _fail(message: str, hint: str) -> NoReturn:
+    __tracebackhide__ = True
+    raise AssertionError(f"{message}. Hint: {hint}" if hint else f"{message}.")
+
+
+def _passed(what: str) -> None:
+    print(f"✓ {what}: passed")
