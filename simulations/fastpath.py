@@ -41,7 +41,7 @@ def fifo_queue(
     k-th *admitted* request, as in ``ServerPool``, which draws a service time only when service
     starts (with nothing turned away, that is simply request k). ``capacity`` (None: unbounded)
     is the most requests in the system at once, queued plus in service; an arrival that finds it
-    full is REJECTED. The ``server`` column is not tracked (-1).
+    full is REJECTED (start NaN, end = arrival). The ``server`` column is not tracked (-1).
     """
     check_int("servers", servers, 1)
     if capacity is not None:
@@ -96,7 +96,7 @@ def simulate_fifo(
 def _run(
     arrivals: list[float], services: list[float], servers: int, capacity: int | None
 ) -> tuple[list[float], list[float]]:
-    """Start and end times (NaN if rejected), on plain lists: a tight loop beats numpy here."""
+    """Start and end times (start NaN if rejected), on plain lists: a tight loop beats numpy."""
     n = len(arrivals)
     nan = float("nan")
     starts, ends = [nan] * n, [nan] * n
@@ -121,6 +121,7 @@ def _run(
         while inside and inside[0] <= arrival:
             heapq.heappop(inside)
         if len(inside) >= capacity:
+            ends[i] = arrival  # turned away at once, as ServerPool records it
             continue
         start = arrival if arrival > free_at[0] else free_at[0]
         end = start + services[admitted]
