@@ -27,6 +27,11 @@ API map (all re-exported here):
   ``time_average``, ``queue_length_over_time``, ``number_in_system_over_time``,
   ``drop_warmup``, ``confidence_interval``, ``t_quantile``, ``per_bin``, ``rate_over_time``,
   ``latency_over_time``, ``goodput_over_time``
+- experiments: ``replicate``, ``sweep`` (grid x seeded replications -> list of dict rows),
+  ``aggregate`` (mean and t-interval per group), ``column``
+- plots (import as ``from simulations import plots``, to keep matplotlib out of plain imports):
+  ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.tradeoff``,
+  ``plots.new_axes``
 
 Example, an M/M/4 queue at 90 % load::
 
@@ -57,6 +62,7 @@ from simulations.errors import (
     check_probability,
     check_range,
 )
+from simulations.experiments import aggregate, column, replicate, sweep
 from simulations.faults import FAULT_KINDS, FaultSchedule, FaultWindow
 from simulations.metrics import (
     PERCENTILES,
@@ -94,8 +100,9 @@ __all__ = [
     "RequestLog", "RequestSource", "RequestTable", "ServerPool", "Service",
     "TimeVaryingArrivals", "ZipfKeys",
     "check_choice", "check_int", "check_non_negative", "check_positive", "check_probability",
-    "check_range", "confidence_interval", "drop_warmup", "goodput_over_time",
+    "aggregate", "check_range", "column", "confidence_interval", "drop_warmup", "goodput_over_time",
     "latency_over_time", "latency_percentiles", "make_distribution",
     "number_in_system_over_time", "occupancy", "per_bin", "queue_length_over_time",
-    "rate_over_time", "summarize", "t_quantile", "time_average", "utilisation",
+    "rate_over_time", "replicate", "summarize", "sweep", "t_quantile", "time_average",
+    "utilisation",
 ]

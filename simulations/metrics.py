@@ -126,12 +126,15 @@ def utilisation(table: RequestTable, servers: int, start_s: float, end_s: float)
 def summarize(
     table: RequestTable,
     *,
-    start_s: float = 0.0,
+    start_s: float | None = None,
     end_s: float | None = None,
     servers: int | None = None,
     slo_s: float | None = None,
 ) -> dict[str, float]:
-    """The standard report for requests arriving in [start_s, end_s) (default: to the last arrival).
+    """The standard report for requests arriving in [start_s, end_s).
+
+    The window defaults to the first through the last arrival in ``table`` (so after
+    ``drop_warmup`` it starts where the warm-up ended).
 
     - ``requests``, ``arrival_rate_per_s``
     - ``throughput_per_s``: requests answered (OK, TIMEOUT or ERROR; not REJECTED) per second
@@ -142,6 +145,8 @@ def summarize(
       ``latency_p999_s`` over OK requests; ``wait_mean_s`` (queueing delay of OK requests)
     - ``mean_in_system`` (time-weighted, all rows) and, with ``servers``, ``utilisation``
     """
+    if start_s is None:
+        start_s = float(table.arrival.min()) if len(table) else 0.0
     start = check_non_negative("start_s", start_s)
     if end_s is None:  # just after the last arrival
         last = float(table.arrival.max()) if len(table) else start

@@ -1,0 +1,129 @@
+"""The course's standard plots, in one consistent style.
+
+Like a house style for a newspaper's charts: the same colours for the same roles, units on every
+axis, a legend naming every curve, theory drawn as a black dashed line and fault windows shaded
+grey. Each function takes data (arrays or tables) and returns the matplotlib ``Axes`` it drew on
+(pass ``ax=`` to draw several things on one figure); none of them calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+__all__ = ["COLORS", "cdf", "latency_vs_load", "new_axes", "time_series", "tradeoff"]
+
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+"""Okabe-Ito colours, distinguishable with common colour-vision deficiencies."""
+
+THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.2}
+WINDOW = {"color": "0.5", "alpha": 0.2, "linewidth": 0}
+
+
+def new_axes(ax: Axes | None = None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
+    """Return ``ax`` (or a fresh one) with the house style: light grid, no top/right frame."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+        ax.set_prop_cycle(color=COLORS)
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def latency_vs_load(
+    load: Sequence[float],
+    latency: Sequence[float],
+    *,
+    label: str,
+    ci: Sequence[float] | None = None,
+    theory: tuple[Sequence[float], Sequence[float]] | None = None,
+    theory_label: str = "theory",
+    ax: Axes | None = None,
+    xlabel: str = "offered load ρ = λ / (c μ)",
+    ylabel: str = "mean latency (s)",
+    log_y: bool = False,
+) -> Axes:
+    """The "hockey stick": simulated latency vs offered load, with CI bars and a theory curve."""
+    ax = new_axes(ax)
+    ax.errorbar(load, latency, yerr=ci, marker="o", markersize=4, capsize=3, label=label)
+    if theory is not None:
+        ax.plot(*theory, label=theory_label, **THEORY)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.legend()
+    return ax
+
+
+def cdf(
+    samples: Mapping[str, Sequence[float]],
+    *,
+    complementary: bool = False,
+    theory: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    ax: Axes | None = None,
+    xlabel: str = "latency (s)",
+    log_x: bool = False,
+) -> Axes:
+    """Empirical CDF (or CCDF, P(X > x), on a log y axis to show the tail) of each sample."""
+    ax = new_axes(ax)
+    for name, values in samples.items():
+        x = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
+        p = np.arange(1, len(x) + 1) / len(x)
+        if complementary:
+            x, p = x[:-1], 1.0 - p[:-1]  # drop the last point, where P(X > x) = 0
+        ax.step(x, p, where="post", label=name)
+    for name, (x, p) in (theory or {}).items():
+        ax.plot(x, p, label=name, **THEORY)
+    ax.set(xlabel=xlabel, ylabel="P(X > x)" if complementary else "P(X ≤ x)")
+    if complementary:
+        ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
+    ax.legend()
+    return ax
+
+
+def time_series(
+    times: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    windows: Sequence[tuple[float, float]] = (),
+    window_label: str = "fault window",
+    ax: Axes | None = None,
+    xlabel: str = "time (s)",
+) -> Axes:
+    """Curves over time (e.g. p99 per bin) with failure windows shaded."""
+    ax = new_axes(ax)
+    for i, (start, end) in enumerate(windows):
+        ax.axvspan(start, end, label=window_label if i == 0 else None, **WINDOW)
+    for name, values in series.items():
+        ax.plot(times, values, label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return ax
+
+
+def tradeoff(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    annotations: Mapping[str, Sequence[str]] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Trade-off frontiers: one line of points per option, each point a parameter setting.
+
+    ``annotations[name]`` labels the points of that curve (e.g. ``["T=0.1 s", "T=1 s"]``).
+    """
+    ax = new_axes(ax)
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, marker="o", markersize=4, label=name)
+        for text, xi, yi in zip((annotations or {}).get(name, ()), x, y, strict=False):
+            ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return ax
