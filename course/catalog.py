@@ -211,6 +211,6 @@ def refresh_blocks(
             + ", ".join(f"<!-- {name}:start --> ... <!-- {name}:end -->" for name in missing)
         )
     for name, render in BLOCKS.items():
-        content = render(lessons, from_dir).rstrip("\n") + "\n"
+        content = "\n" + render(lessons, from_dir).strip("\n") + "\n\n"  # blank lines around
         text = _pattern(name).sub(lambda m, c=content: m.group(1) + c + m.group(3), text)
     return text
