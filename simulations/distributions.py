@@ -159,8 +159,8 @@ def make_distribution(name: str, mean: float, scv: float | None = None) -> Distr
     if key in _FIXED_SCV:
         if scv is not None and scv != _FIXED_SCV[key]:
             raise ValueError(
-                f"scv of a {key} distribution is fixed at {_FIXED_SCV[key]:g} (got {scv!r})")
+                f"scv of the {key} distribution is fixed at {_FIXED_SCV[key]:g} (got {scv!r})")
         return DISTRIBUTIONS[key](mean)
     if scv is None:
-        raise ValueError(f"scv is required for a {key} distribution (got None)")
+        raise ValueError(f"scv is required for the {key} distribution (got None)")
     return DISTRIBUTIONS[key](mean, scv)
