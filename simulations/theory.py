@@ -187,6 +187,9 @@ def mg1_mean_response(arrival_rate: float, mean_service: float, service_scv: flo
 
 def md1_mean_wait(arrival_rate: float, service_time: float) -> float:
     """M/D/1 mean wait, ρ·D / (2(1 − ρ)) (Pollaczek–Khinchine with SCV 0)."""
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_time", service_time)
+    _check_stable(arrival_rate, 1.0 / service_time, "1/service_time")
     return mg1_mean_wait(arrival_rate, service_time, 0.0)
 
 
