@@ -1,0 +1,185 @@
+"""`course check`: grading submissions in a real kernel (each test starts one or two kernels)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from course import grader, paths
+
+
+def check(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    grader.add_arguments(parser)
+    return grader.run(parser.parse_args(argv))
+
+
+def by_exercise(report: grader.Report) -> dict[str, grader.ExerciseResult]:
+    return {result.exercise: result for result in report.exercises}
+
+
+@pytest.fixture
+def repo_solutions(course_tree, monkeypatch):
+    """`course check` looks in the fixture's solutions/ as it would in the repository's."""
+    monkeypatch.setattr(paths, "SOLUTIONS", course_tree.solutions)
+    return course_tree
+
+
+def test_correct_answers_score_full_marks_and_json_is_one_object(repo_solutions, capsys):
+    submission = repo_solutions.submission("ada", answers=repo_solutions.solved_answers())
+    assert check([str(submission), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["points"], result["max_points"], result["passed"]) == (5, 5, True)
+    assert result["solution"].endswith("solutions/resilience/toy-breaker.md")
+    assert [(e["exercise"], e["status"]) for e in result["exercises"]] == [
+        ("breaker-state-tests", "passed"), ("utilisation-tests", "passed"),
+        ("check-threshold-tests", "passed")]
+
+
+def test_batch_grades_every_learner_and_survives_a_broken_file(repo_solutions, capsys):
+    tree = repo_solutions
+    tree.submission("alice", answers=tree.solved_answers(), folder="class")
+    (tree.root / "class" / "bob.ipynb").write_bytes(tree.student.read_bytes())  # untouched
+    (tree.root / "class" / "carol.ipynb").write_text("{not json", encoding="utf-8")
+    (tree.root / "class" / "notes.txt").write_text("not a submission", encoding="utf-8")
+    grades = tree.root / "grades.csv"
+
+    assert check(["--batch", str(tree.root / "class"), "--csv", str(grades)]) == 1
+    out = capsys.readouterr().out
+    assert "alice: 5/5 points" in out and "bob: 0/5 points" in out
+    assert "carol: unusable:" in out and "not a valid notebook" in out
+    assert "3 submissions: 2 graded, 1 unusable" in out
+
+    rows = list(csv.DictReader(grades.open(encoding="utf-8")))
+    assert list(rows[0]) == list(grader.CSV_FIELDS)
+    alice = [r for r in rows if r["learner"] == "alice"]
+    bob = [r for r in rows if r["learner"] == "bob"]
+    assert [(r["exercise"], r["points"], r["max_points"]) for r in alice] == [
+        ("breaker-state-tests", "2", "2"), ("utilisation-tests", "1", "1"),
+        ("check-threshold-tests", "2", "2")]
+    assert {r["status"] for r in bob} == {"unanswered"} and {r["points"] for r in bob} == {"0"}
+    assert "Exercise 1 (breaker state) is not answered yet" in bob[0]["message"]
+    assert "`utilisation` is not defined" in bob[1]["message"]
+    assert [r["status"] for r in rows if r["learner"] == "carol"] == ["unusable"]
+
+
+def test_tampering_with_tests_and_hard_coding_answers_is_caught(course_tree):
+    tree = course_tree
+    answers = {
+        # passes both visible checks, and shadows a helper the tests use: the tests re-import
+        "breaker-state": 'def breaker_state(failures, threshold=5):\n'
+                         '    return "OPEN" if failures == 5 else "CLOSED"\n'
+                         'expect_equal = lambda *args, **kwargs: None',
+        "utilisation": tree.solved_answers()["utilisation"],
+        "check-threshold": "def check_threshold(n):\n"
+                           "    if n == 0:\n        raise ValueError('0')\n    return n",
+    }
+    tests = {"breaker-state-tests": "pass", "check-threshold-tests": "print('all passed')"}
+    submission = tree.submission("mallory", answers=answers, tests=tests,
+                                 drop=("utilisation-tests",))
+    results = by_exercise(grader.grade(submission, solutions_root=tree.solutions, timeout=30))
+    assert results["breaker-state-tests"].status == "failed"
+    assert results["breaker-state-tests"].message == (
+        "the state after 9 consecutive failures with threshold 5 should be 'OPEN', "
+        "but it is 'CLOSED'.")
+    assert results["utilisation-tests"].status == "passed"  # its deleted test still runs
+    assert results["check-threshold-tests"].status == "failed"
+    assert results["check-threshold-tests"].message == (
+        "check_threshold(-2) should raise ValueError, but nothing was raised.")
+
+
+def test_syntax_error_endless_loop_and_renamed_cell_cost_only_their_exercise(course_tree):
+    tree = course_tree
+    answers = {"breaker-state": "def breaker_state(failures, threshold=5)\n    return 'OPEN'",
+               "utilisation": "while True:\n    pass"}
+    submission = tree.submission("eve", answers=answers,
+                                 rename={"check-threshold": "my-threshold"})
+    report = grader.grade(submission, solutions_root=tree.solutions, timeout=4)
+    results = by_exercise(report)
+    assert results["breaker-state-tests"].status == "error"
+    assert results["breaker-state-tests"].message.startswith(
+        "your answer cell 'breaker-state': raised SyntaxError")
+    assert results["utilisation-tests"].status == "timeout"
+    assert "timed out after 4 s" in results["utilisation-tests"].message
+    assert results["check-threshold-tests"].status == "missing"
+    assert results["check-threshold-tests"].message == (
+        "answer cell 'check-threshold' missing or renamed in the submission")
+    assert (report.points, report.passed) == (0, False)
+
+
+def test_kernel_crash_and_exception_cost_only_their_exercise(course_tree):
+    tree = course_tree
+    answers = {**tree.solved_answers(),
+               "breaker-state": "import os\nos._exit(1)",
+               "utilisation": "utilisation = 1 / 0"}
+    submission = tree.submission("crash", answers=answers)
+    results = by_exercise(grader.grade(submission, solutions_root=tree.solutions, timeout=30))
+    assert results["breaker-state-tests"].status == "crashed"
+    assert "kernel died" in results["breaker-state-tests"].message
+    assert results["utilisation-tests"].status == "error"
+    assert results["utilisation-tests"].message == (
+        "your answer cell 'utilisation': raised ZeroDivisionError: division by zero")
+    # after the restart the earlier cells were replayed: the last exercise still passes
+    assert results["check-threshold-tests"].status == "passed"
+    assert results["check-threshold-tests"].points == 2
+
+
+def test_an_endless_loop_inside_the_tested_function_times_out_the_tests(course_tree):
+    tree = course_tree
+    answers = {**tree.solved_answers(),
+               "check-threshold": "def check_threshold(n):\n    while True:\n        pass"}
+    submission = tree.submission("loop", answers=answers)
+    report = grader.grade(submission, solutions_root=tree.solutions, timeout=4)
+    results = by_exercise(report)
+    assert [results[k].status for k in ("breaker-state-tests", "utilisation-tests")] == [
+        "passed", "passed"]
+    assert results["check-threshold-tests"].status == "timeout"
+    assert results["check-threshold-tests"].message.startswith("the tests: timed out after 4 s")
+    assert (report.points, report.max_points) == (3, 5)
+    assert "✗ check-threshold-tests  0/2  timeout" in grader.format_report(report)
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("answers.txt", "print('hi')", "not a notebook (expected an .ipynb file)"),
+    ("broken.ipynb", "{not json", "not a valid notebook"),
+    ("unknown.ipynb", json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                  "nbformat_minor": 5}), "no matching solutions notebook"),
+])
+def test_unusable_input_is_one_clear_line_and_exit_2(repo_solutions, capsys, name, content,
+                                                       expected):
+    path = repo_solutions.root / name
+    path.write_text(content, encoding="utf-8")
+    assert check([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("course check: ") and expected in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], "give one SUBMISSION.ipynb or --batch DIR"),
+    (["x.ipynb", "--batch", "d"], "give one SUBMISSION.ipynb or --batch DIR"),
+    (["x.ipynb", "--csv", "g.csv"], "--csv needs --batch DIR"),
+    (["x.ipynb", "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+    (["--batch", "no-such-folder"], "no-such-folder: not a folder"),
+])
+def test_bad_arguments_exit_2(argv, expected, capsys):
+    assert check(argv) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_submission_metadata_cannot_point_outside_solutions(repo_solutions, capsys):
+    tree = repo_solutions
+    submission = tree.submission("sneaky")
+    data = json.loads(submission.read_text(encoding="utf-8"))
+    data["metadata"]["exercise"]["source"] = "exercises/resilience/toy-breaker.md"
+    submission.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(grader.GradingError, match="no matching solutions notebook"):
+        grader.find_solution(grader._read_submission(submission), submission, tree.solutions)
+    # ... and the file name alone is a fallback when it matches one solutions notebook
+    named = Path(submission.with_name("toy-breaker.ipynb"))
+    submission.rename(named)
+    assert grader.find_solution(grader._read_submission(named), named,
+                                tree.solutions) == tree.solution_md.resolve()
