@@ -52,7 +52,8 @@ def read_markdown(path: Path) -> nbformat.NotebookNode:
     except FileNotFoundError:
         raise NotebookError(f"{relative(path)}: file not found") from None
     except Exception as error:  # jupytext raises many types for malformed input
-        raise NotebookError(f"{relative(path)}: not a readable MyST notebook ({error})") from None
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise NotebookError(f"{relative(path)}: not a readable MyST notebook ({reason})") from None
     _normalise(nb)
     return nb
 
