@@ -74,14 +74,16 @@ def occupancy(enter: np.ndarray, leave: np.ndarray) -> tuple[np.ndarray, np.ndar
     """How many items are present over time, given when each entered and left.
 
     Returns ``(times, counts)``: ``counts[i]`` items are present from ``times[i]`` until
-    ``times[i+1]``. A NaN ``leave`` means the item never left; a NaN ``enter`` is skipped.
+    ``times[i+1]``. A NaN ``leave`` means the item never left; a NaN ``enter`` is skipped, and so
+    is an item that leaves the moment it enters. At equal times, leaves count before enters,
+    so a server handed from one request to the next never shows two at once.
     """
     enter, leave = np.asarray(enter, dtype=float), np.asarray(leave, dtype=float)
-    entered = ~np.isnan(enter)
+    entered = ~np.isnan(enter) & ~(enter == leave)
     left = entered & ~np.isnan(leave)
     times = np.concatenate((enter[entered], leave[left]))
     steps = np.concatenate((np.ones(entered.sum()), -np.ones(left.sum())))
-    order = np.argsort(times, kind="stable")
+    order = np.lexsort((steps, times))
     return times[order], np.cumsum(steps[order])
 
 
