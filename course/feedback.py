@@ -78,7 +78,7 @@ def expect_equal(actual: Any, expected: Any, *, what: str, hint: str = "") -> No
     if not _same(actual, expected):
         message = f"{what} should be {_show(expected)}, but it is {_show(actual)}"
         if type(actual) is not type(expected) and not _both_numbers(actual, expected):
-            message += f" (a {type(actual).__name__}, not a {type(expected).__name__})"
+            message += f" (type {type(actual).__name__}, expected {type(expected).__name__})"
         _fail(message, hint)
     _passed(what)
 

@@ -1,0 +1,102 @@
+"""course.feedback: the messages a learner sees from a test cell."""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+import pytest
+
+from course.feedback import (
+    NotAnsweredError,
+    exercise,
+    expect_close,
+    expect_equal,
+    expect_raises,
+    expect_true,
+)
+
+
+class State(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+
+
+def placeholder() -> str:
+    raise NotImplementedError()
+
+
+def test_passing_checks_print_one_line_each(capsys):
+    with exercise("Exercise 1"):
+        expect_equal(State.OPEN, State.OPEN, what="the state after 5 failures")
+        expect_close(0.7501, 0.75, rel=0.01, what="the utilisation")
+        expect_true(True, "never shown", what="the fraction is between 0 and 1")
+        expect_raises(ValueError, lambda: int("x"), what="int('x')", match="invalid")
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ the state after 5 failures: passed",
+        "✓ the utilisation: passed",
+        "✓ the fraction is between 0 and 1: passed",
+        "✓ int('x'): passed",
+        "✓ Exercise 1: all checks passed",
+    ]
+
+
+@pytest.mark.parametrize(("check", "message"), [
+    (lambda: expect_equal(State.CLOSED, State.OPEN, what="the state after 5 failures"),
+     "the state after 5 failures should be State.OPEN, but it is State.CLOSED."),
+    (lambda: expect_equal("4", 4, what="servers", hint="count whole servers"),
+     "servers should be 4, but it is '4' (type str, expected int). Hint: count whole servers"),
+    (lambda: expect_equal(3.0, 4, what="servers"), "servers should be 4, but it is 3."),
+    (lambda: expect_equal(np.array([1, 2]), np.array([1, 3]), what="the counts"),
+     "the counts should be array([1, 3]), but it is array([1, 2])."),
+    (lambda: expect_close(0.8, 0.75, rel=0.01, what="the utilisation"),
+     "the utilisation should be about 0.75 (within 0.01 relative), but it is 0.8."),
+    (lambda: expect_close(0.8, 0.75, rel=0, abs=0.01, what="p"),
+     "p should be about 0.75 (within ± 0.01), but it is 0.8."),
+    (lambda: expect_close("0.75", 0.75, what="the utilisation"),
+     "the utilisation should be a number, but it is '0.75' (a str)."),
+    (lambda: expect_true(False, "the timeout must be below 2 s"), "the timeout must be below 2 s"),
+    (lambda: expect_raises(ValueError, lambda: None, what="a threshold of 0"),
+     "a threshold of 0 should raise ValueError, but nothing was raised."),
+    (lambda: expect_raises(ValueError, lambda: {}["k"], what="a threshold of 0"),
+     "a threshold of 0 should raise ValueError, but it raised KeyError: 'k'."),
+    (lambda: expect_raises(ValueError, lambda: int("x"), what="int('x')", match="threshold"),
+     "int('x') should raise ValueError mentioning 'threshold', but its message is "
+     "\"invalid literal for int() with base 10: 'x'\"."),
+])
+def test_failing_checks_say_what_was_expected_and_found(check, message):
+    with pytest.raises(AssertionError) as caught:
+        check()
+    assert str(caught.value) == message
+    assert not isinstance(caught.value, NotAnsweredError)
+
+
+def test_the_placeholder_means_not_answered_even_inside_expect_raises():
+    for body in (lambda: expect_equal(placeholder(), "OPEN", what="x"),
+                 lambda: expect_raises(Exception, placeholder, what="x")):
+        with pytest.raises(NotAnsweredError, match=r"^Exercise 2 is not answered yet: replace "
+                                                   r"`raise NotImplementedError\(\)`"):
+            with exercise("Exercise 2"):
+                body()
+
+
+def test_an_undefined_answer_means_not_answered_but_a_bug_inside_it_does_not():
+    with pytest.raises(NotAnsweredError, match="^Exercise 3 is not answered yet: "
+                                               "`servers_needed` is not defined"):
+        with exercise("Exercise 3"):
+            servers_needed  # noqa: B018, F821 - the name the learner has not defined yet
+
+    def buggy() -> int:
+        return undefined_helper()  # noqa: F821 - the learner's typo
+
+    with pytest.raises(NameError, match="undefined_helper") as caught:
+        with exercise("Exercise 3"):
+            buggy()
+    assert not isinstance(caught.value, NotAnsweredError)
+
+
+def test_a_none_answer_is_not_answered_and_names_the_exercise():
+    with pytest.raises(NotAnsweredError, match=r"^the utilisation is None: Exercise 4 looks "
+                                               r"unanswered \(or a function forgot"):
+        with exercise("Exercise 4"):
+            expect_close(None, 0.75, what="the utilisation")
