@@ -44,6 +44,7 @@ import ast
 import datetime
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,6 @@ CODE_PLACEHOLDERS = ("[PatternName]", "[pattern]", "[method]", "[core_method]")
 MIN_GRADED_TESTS = 3
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 MD_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML_LINK = re.compile(r"""href=["']([^"']+)["']""")
@@ -276,6 +276,7 @@ def _is_date(value: object) -> bool:
 @dataclass(frozen=True)
 class Heading:
     cell: int  # 1-based cell number
+    line: int  # 0-based line in the cell
     depth: int
     text: str
 
@@ -292,26 +293,37 @@ def normalise(title: str) -> str:
     return re.sub(r"^[^\w\[]+", "", title).strip().casefold()
 
 
-def prose(source: str) -> str:
-    """Markdown with fenced blocks and inline code removed."""
-    return INLINE_CODE.sub("", FENCE.sub("", source))
+def markdown_lines(nb: nbformat.NotebookNode) -> Iterator[tuple[int, int, str, bool]]:
+    """(cell number, line index, line, inside a fenced block) for every Markdown line."""
+    for number, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "markdown":
+            continue
+        fence = None
+        for index, line in enumerate(cell.source.splitlines()):
+            stripped = line.strip()
+            if fence is None and stripped.startswith(("```", "~~~")):
+                fence = stripped[:3]
+                yield number, index, line, True
+            elif fence is not None and stripped.startswith(fence) and not stripped.strip("`~"):
+                fence = None
+                yield number, index, line, True
+            else:
+                yield number, index, line, fence is not None
 
 
 def headings(nb: nbformat.NotebookNode) -> list[Heading]:
     found = []
-    for number, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "markdown":
-            continue
-        for line in FENCE.sub("", cell.source).splitlines():
-            match = HEADING.match(line)
-            if match:
-                found.append(Heading(number, len(match.group(1)), match.group(2)))
+    for number, index, line, fenced in markdown_lines(nb):
+        match = None if fenced else HEADING.match(line)
+        if match:
+            found.append(Heading(number, index, len(match.group(1)), match.group(2)))
     return found
 
 
-def _where(nb: nbformat.NotebookNode, cell: int) -> str:
-    """``cell N (heading above it)``, for findings tied to a cell."""
-    above = [h for h in headings(nb) if h.cell <= cell]
+def _where(nb: nbformat.NotebookNode, cell: int, line: int | None = None) -> str:
+    """``cell N (the heading above)``: above the cell's ``line``, or above its end."""
+    position = (cell, line if line is not None else float("inf"))
+    above = [h for h in headings(nb) if (h.cell, h.line) <= position]
     return f"cell {cell} ({'#' * above[-1].depth} {above[-1].text})" if above else f"cell {cell}"
 
 
@@ -320,14 +332,11 @@ def _where(nb: nbformat.NotebookNode, cell: int) -> str:
 
 def check_opening(nb: nbformat.NotebookNode, lesson: Lesson) -> list[Finding]:
     opening: list[tuple[int, str]] = []  # (cell, line) before the first ## heading
-    for number, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "markdown":
-            continue
-        lines = FENCE.sub("", cell.source).splitlines()
-        stop = next((i for i, line in enumerate(lines) if line.startswith("## ")), None)
-        opening += [(number, line) for line in lines[:stop]]
-        if stop is not None:
+    for number, _, line, fenced in markdown_lines(nb):
+        if line.startswith("## ") and not fenced:
             break
+        if not fenced:
+            opening.append((number, line))
     titles = [(n, line[2:].strip()) for n, line in opening if line.startswith("# ")]
     findings = []
     if not titles:
@@ -385,16 +394,14 @@ def check_mermaid(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 def check_links(nb: nbformat.NotebookNode, path: Path) -> list[Finding]:
     findings = []
-    for number, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "markdown":
-            continue
-        text = prose(cell.source)
+    for number, index, line, fenced in markdown_lines(nb):
+        text = "" if fenced else INLINE_CODE.sub("", line)
         for target in MD_LINK.findall(text) + HTML_LINK.findall(text):
             if re.match(r"^[a-z][a-z0-9+.-]*:|^#|^/", target, re.IGNORECASE):
                 continue
             local = target.split("#", 1)[0].split("?", 1)[0]
             if Path(local).suffix in (".md", ".ipynb") and not (path.parent / local).exists():
-                findings.append(Finding("error", _where(nb, number),
+                findings.append(Finding("error", _where(nb, number, index),
                                         f"link {target!r} does not resolve to a file"))
     return findings
 
@@ -446,21 +453,13 @@ def _pass_only(node: ast.AST) -> bool:
 def check_complete(nb: nbformat.NotebookNode) -> list[Finding]:
     """No placeholder, TODO or pass-only definition survives in a complete lesson."""
     findings = []
+    for number, index, line, fenced in markdown_lines(nb):
+        findings += _leftovers(_where(nb, number, index), line, fenced)
     for number, cell in enumerate(nb.cells, start=1):
-        where = _where(nb, number)
-        if TODO.search(cell.source):
-            findings.append(Finding("error", where, "TODO left in a complete lesson"))
-        if cell.cell_type == "markdown":
-            tokens = [f"[{t}]" for t in PROSE_PLACEHOLDER.findall(prose(cell.source))]
-            code_text = "".join(m.group(0) for m in FENCE.finditer(cell.source))
-            tokens += [t for t in CODE_PLACEHOLDERS if t in code_text]
-        else:
-            tokens = [t for t in CODE_PLACEHOLDERS if t in cell.source]
-        if tokens:
-            findings.append(Finding("error", where,
-                                    "template placeholder(s) left: " + ", ".join(tokens)))
         if cell.cell_type != "code":
             continue
+        where = _where(nb, number)
+        findings += _leftovers(where, cell.source, code=True)
         try:
             tree = ast.parse(_without_magics(cell.source))
         except SyntaxError as error:
@@ -471,6 +470,20 @@ def check_complete(nb: nbformat.NotebookNode) -> list[Finding]:
                     and _pass_only(node):
                 findings.append(Finding("error", where,
                                         f"{node.name!r} has only 'pass' as its body"))
+    return findings
+
+
+def _leftovers(where: str, text: str, code: bool) -> list[Finding]:
+    """TODO and template placeholders in one Markdown line or one code cell."""
+    findings = []
+    if TODO.search(text):
+        findings.append(Finding("error", where, "TODO left in a complete lesson"))
+    tokens = [token for token in CODE_PLACEHOLDERS if token in text] if code else [
+        f"[{token}]" for token in PROSE_PLACEHOLDER.findall(INLINE_CODE.sub("", text))
+    ]
+    if tokens:
+        message = "template placeholder(s) left: " + ", ".join(tokens)
+        findings.append(Finding("error", where, message))
     return findings
 
 

@@ -1,0 +1,234 @@
+"""A throwaway course tree with small fixture lessons, for the course tooling's tests."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from course.notebook_files import read_markdown, write_pair
+
+FRONT_MATTER = """\
+---
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+lesson:
+  title: {title}
+  description: What the toy pattern solves.
+  category: {folder}
+  difficulty: {difficulty}
+  reading_time: 20
+  prerequisites: [foundations/queueing-basics, latency]
+  when_to_use: When calls fail.
+  when_not_to_use: When they never do.
+  status: {status}
+  last_updated: '2024-05-01'
+---
+"""
+
+OPENING = """
+# {title}
+
+**Stop calling what is already down.**
+
+> Fail fast, recover gracefully.
+
+```{{code-cell}} ipython3
+from course.card import show_card
+
+show_card("{slug}")
+```
+"""
+
+# Every section and sub-section of the template, with real (if tiny) content.
+PATTERN_BODY = """
+## 🎯 Level 1: Intuition
+
+### Core Concept
+
+A fuse in a house trips before the wiring burns.
+
+### Visual Overview
+
+```mermaid
+graph TD
+    A --> B
+```
+
+### Key Benefits
+
+- **Fast failure**: callers stop waiting.
+
+## 🏗️ Level 2: Core Implementation
+
+### Basic Structure
+
+```{{code-cell}} ipython3
+class Toy:
+    \"\"\"A toy.\"\"\"
+
+    def call(self):
+        return 1
+```
+
+### Key Components
+
+1. **Counter**: counts failures.
+
+### Example Usage
+
+```{{code-cell}} ipython3
+assert Toy().call() == 1
+```
+
+## 🚀 Level 3: Real-World Usage
+
+### Production Example: A Real System
+
+It runs in production somewhere.
+
+### Production-Grade Implementation
+
+Hardened version.
+
+### Common Pitfalls
+
+1. **Never closing**: shown below.
+
+### Performance Considerations
+
+Measured by simulation.
+
+## ⚡ Level 4: Advanced Techniques
+
+### Optimization Strategies
+
+Two of them.
+
+### Integration Patterns
+
+With retries.
+
+### Monitoring & Observability
+
+A dashboard.
+
+## 🔬 Level 5: Deep Dive
+
+### Mathematical Foundation
+
+Little's law.
+
+### Research Papers
+
+One paper.
+
+### Industry Evolution
+
+Some years.
+
+### Future Directions
+
+Some trends.
+
+## 📚 Additional Resources
+
+### Implementations
+
+pybreaker.
+
+### Tools & Libraries
+
+tenacity.
+
+### Related Patterns
+
+{related}
+
+## ✅ Pattern Checklist
+
+- [ ] You understand the trade-offs
+"""
+
+FOUNDATION_BODY = """
+## Queues in one picture
+
+```mermaid
+graph LR
+    A --> B
+```
+
+```{code-cell} ipython3
+print("ok")
+```
+"""
+
+SOLUTION = """\
+---
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Exercises
+{cells}
+"""
+
+GRADED_CELL = """
+```{{code-cell}} ipython3
+---
+nbgrader:
+  grade: true
+  grade_id: test-{n}
+  locked: true
+  points: 1
+  schema_version: 3
+  solution: false
+---
+assert True
+```
+"""
+
+
+def lesson_text(slug: str, status: str = "complete", title: str = "Toy Breaker",
+                difficulty: str = "intermediate", related: str = "None yet.") -> str:
+    """A lesson that meets every rule of `course validate` (before a test breaks one)."""
+    folder = slug.split("/")[0]
+    body = FOUNDATION_BODY if folder == "foundations" else PATTERN_BODY.format(related=related)
+    return (FRONT_MATTER.format(title=title, folder=folder, status=status, difficulty=difficulty)
+            + OPENING.format(title=title, slug=slug) + body)
+
+
+def write_notebook(path: Path, text: str) -> Path:
+    """Write ``text`` as a MyST notebook at ``path`` and generate its twin."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    write_pair(read_markdown(path), path)
+    return path
+
+
+class Course:
+    """A course tree under a temporary folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "notebooks").mkdir(parents=True)
+
+    def lesson(self, slug: str, text: str | None = None, **options) -> Path:
+        return write_notebook(self.root / "notebooks" / f"{slug}.md",
+                              text if text is not None else lesson_text(slug, **options))
+
+    def solutions(self, slug: str, graded: int = 3) -> Path:
+        cells = "".join(GRADED_CELL.format(n=n) for n in range(graded))
+        return write_notebook(self.root / "solutions" / f"{slug}.md", SOLUTION.format(cells=cells))
+
+    def args(self, **values) -> argparse.Namespace:
+        return argparse.Namespace(root=self.root, **values)
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Course:
+    return Course(tmp_path / "course")
