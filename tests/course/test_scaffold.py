@@ -1,0 +1,62 @@
+"""`course new`: a stub lesson and its exercises that the checker accepts; nothing overwritten."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from course import scaffold, sync, validate
+from course.notebook_files import read_markdown
+
+
+def test_new_lesson_is_a_valid_stub_with_graded_exercise(course):
+    written = scaffold.create_lesson("resilience/retry-storm", course.root,
+                                     today=datetime.date(2024, 6, 1))
+    assert [p.relative_to(course.root).as_posix() for p in written] == [
+        "notebooks/resilience/retry-storm.md", "notebooks/resilience/retry-storm.ipynb",
+        "solutions/resilience/retry-storm.md", "solutions/resilience/retry-storm.ipynb",
+    ]
+    meta = read_markdown(written[0]).metadata["lesson"]
+    assert meta["status"] == "stub" and meta["last_updated"] == "2024-06-01"
+    assert meta["title"] == "Retry Storm" and meta["category"] == "resilience"
+    [report] = validate.validate(course.root)
+    assert report.findings == [], report.render()
+    assert sync.sync(course.root, [], check=True) == ([], [])
+    cells = read_markdown(written[2]).cells
+    answer, test = (c.metadata["nbgrader"] for c in cells if c.cell_type == "code")
+    assert answer == {"grade": False, "grade_id": "retry-storm-ex1-answer", "locked": False,
+                      "schema_version": 3, "solution": True}
+    assert test == {"grade": True, "grade_id": "retry-storm-ex1-tests", "locked": True,
+                    "points": 1, "schema_version": 3, "solution": False}
+    assert "### BEGIN SOLUTION" in cells[[c.cell_type for c in cells].index("code")].source
+
+
+def test_a_stub_marked_complete_fails_on_the_template_leftovers(course):
+    [lesson, *_] = scaffold.create_lesson("caching/half-done", course.root)
+    lesson.write_text(lesson.read_text().replace("status: stub", "status: complete"))
+    [report] = validate.validate(course.root)
+    messages = [f.message for f in report.errors]
+    assert any("[One-line value proposition]" in m for m in messages)
+    assert any("TODO" in m for m in messages)
+
+
+@pytest.mark.parametrize(("argument", "expected"), [
+    ("gardening/roses", "unknown category 'gardening' (allowed: caching, distributed-data"),
+    ("resilience/Retry_Storm", "bad slug 'Retry_Storm'"),
+    ("resilience", "expected CATEGORY/SLUG"),
+    ("foundations/intro", "unknown category 'foundations'"),
+])
+def test_bad_arguments_are_usage_errors(course, capsys, argument, expected):
+    assert scaffold.run(course.args(lesson=argument)) == 2
+    assert expected in capsys.readouterr().err
+    assert not (course.root / "solutions").exists()
+
+
+def test_an_existing_lesson_is_never_overwritten(course, capsys):
+    path = course.lesson("resilience/toy-breaker")
+    before = path.read_text()
+    assert scaffold.run(course.args(lesson="resilience/toy-breaker")) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert path.read_text() == before
+    assert not (course.root / "solutions" / "resilience" / "toy-breaker.md").exists()
