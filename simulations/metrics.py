@@ -231,6 +231,15 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[f
     return float(x.mean()), float(half)
 
 
+def _bin_edges(bin_s: float, start_s: float, end_s: float) -> np.ndarray:
+    """Edges start, start + bin_s, ... up to end (the last bin may be shorter)."""
+    bin_s = check_positive("bin_s", bin_s)
+    start = check_non_negative("start_s", start_s)
+    end = check_range("end_s", end_s, start, low_open=True)
+    edges = np.arange(start, end, bin_s)
+    return np.append(edges, end) if end - edges[-1] > bin_s * 1e-9 else np.append(edges[:-1], end)
+
+
 def per_bin(
     times: np.ndarray,
     values: np.ndarray,
@@ -241,17 +250,13 @@ def per_bin(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``statistic`` to the values whose times fall in each bin of width ``bin_s``.
 
-    Returns ``(bin_midpoints, stats)``; empty bins give NaN.
+    Returns ``(bin_midpoints, stats)``; empty bins give NaN. The last bin ends at ``end_s``
+    and may be shorter.
     """
-    bin_s = check_positive("bin_s", bin_s)
-    start = check_non_negative("start_s", start_s)
-    end = check_range("end_s", end_s, start, low_open=True)
-    edges = np.arange(start, end + bin_s * 1e-9, bin_s)
-    if edges[-1] < end:
-        edges = np.append(edges, end)
+    edges = _bin_edges(bin_s, start_s, end_s)
     times, values = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
     which = np.searchsorted(edges, times, side="right") - 1
-    inside = (times >= start) & (times < end)
+    inside = (times >= edges[0]) & (times < edges[-1])
     stats = np.full(len(edges) - 1, math.nan)
     order = np.argsort(which[inside], kind="stable")
     grouped = values[inside][order]
@@ -267,8 +272,7 @@ def rate_over_time(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Events per second in each time bin (e.g. arrivals or completions)."""
     mids, counts = per_bin(times, np.ones(len(times)), bin_s, start_s, end_s, np.sum)
-    widths = np.diff(np.clip(np.append(mids - bin_s / 2, end_s), start_s, end_s))
-    return mids, np.nan_to_num(counts) / widths
+    return mids, np.nan_to_num(counts) / np.diff(_bin_edges(bin_s, start_s, end_s))
 
 
 def latency_over_time(
