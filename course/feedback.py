@@ -24,6 +24,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NoReturn
 
+__all__ = ["NotAnsweredError", "exercise", "expect_close", "expect_equal", "expect_raises",
+           "expect_true"]
+
 _MAX_SHOWN = 120
 _current: list[str] = []  # the exercises being checked, innermost last
 

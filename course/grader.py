@@ -4,14 +4,16 @@ Like an examiner who copies only the answer boxes from a paper onto a fresh exam
 marks that: the grader takes each answer cell from the submission by its nbgrader `grade_id`,
 puts it into the solutions notebook in place of the solution, and runs that notebook (visible
 and hidden tests) cell by cell in a fresh kernel. Whatever else the learner changed (test cells
-edited or deleted, prose, extra cells) is ignored. An error, an endless loop (per-cell
-timeout) or a dead kernel costs only the exercise it happens in: after a timeout or a crash
-the kernel is restarted, the earlier cells are replayed and grading goes on.
+edited or deleted, prose, extra cells) is ignored, and the feedback helpers are imported afresh
+before every test cell, so an answer that rebinds `expect_equal` gains nothing. An error, an
+endless loop (per-cell timeout) or a dead kernel costs only the exercise it happens in: after
+a timeout or a crash the kernel is restarted, the earlier cells are replayed and grading goes on.
 
 What this does not defend against: the learner's answer runs as ordinary Python in the same
-kernel before the tests, so code written to attack the grader (patching ``course.feedback``,
-IPython's input transformers, reading the solutions from disk) can fake a pass. Grade
-untrusted submissions in a sandbox; docs/instructors.md says more.
+kernel before the tests, so code written to attack the grader (patching ``importlib`` or
+IPython's input transformers, redefining a global other than the helpers that a test reads,
+reading the solutions from disk) can fake a pass. Grade untrusted submissions in a sandbox;
+docs/instructors.md says more.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from course.release import (
     MarkupError,
     exercises_of,
     is_answer,
+    is_test,
     nbgrader_of,
     read_solution,
     stub_source,
@@ -46,6 +49,9 @@ DEFAULT_TIMEOUT = 60.0
 _QUIET = logging.getLogger("course.grader.kernel")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
+# Run before every test cell: fresh feedback helpers, whatever the learner's cells rebound.
+TEST_PRELUDE = ("import importlib as _importlib, course.feedback as _feedback; "
+                "_importlib.reload(_feedback); from course.feedback import *\n")
 CSV_FIELDS = ("learner", "exercise", "points", "max_points", "status", "message")
 
 
@@ -173,7 +179,9 @@ def _graded_notebook(
     graded = copy.deepcopy(solution_nb)
     missing = set()
     for cell in graded.cells:
-        if is_answer(cell):
+        if is_test(cell):
+            cell.source = TEST_PRELUDE + cell.source
+        elif is_answer(cell):
             grade_id = nbgrader_of(cell)["grade_id"]
             if grade_id in answers:
                 cell.source = answers[grade_id]

@@ -74,7 +74,8 @@ def test_tampering_with_tests_and_hard_coding_answers_is_caught(course_tree):
         "breaker-state": 'def breaker_state(failures, threshold=5):\n'
                          '    return "OPEN" if failures == 5 else "CLOSED"\n'
                          'expect_equal = lambda *args, **kwargs: None',
-        "utilisation": tree.solved_answers()["utilisation"],
+        # passes the visible check, and shadows the helper that its test cell uses unimported
+        "utilisation": "utilisation = 0.5\nexpect_close = lambda *args, **kwargs: None",
         "check-threshold": "def check_threshold(n):\n"
                            "    if n == 0:\n        raise ValueError('0')\n    return n",
     }
@@ -86,7 +87,10 @@ def test_tampering_with_tests_and_hard_coding_answers_is_caught(course_tree):
     assert results["breaker-state-tests"].message == (
         "the state after 9 consecutive failures with threshold 5 should be 'OPEN', "
         "but it is 'CLOSED'.")
-    assert results["utilisation-tests"].status == "passed"  # its deleted test still runs
+    assert results["utilisation-tests"].status == "failed"  # its deleted test still runs
+    assert results["utilisation-tests"].message == (
+        "the utilisation should be about 0.75 (within 0.01 relative), but it is 0.5. "
+        "Hint: utilisation = arrival rate / service rate")
     assert results["check-threshold-tests"].status == "failed"
     assert results["check-threshold-tests"].message == (
         "check_threshold(-2) should raise ValueError, but nothing was raised.")
