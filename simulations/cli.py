@@ -26,10 +26,17 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from simulations import theory
 from simulations.errors import check_choice, check_int, check_range
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from simulations.distributions import Distribution
+    from simulations.records import RequestTable
+    from simulations.workloads import ArrivalProcess
 
 MAX_CUSTOMERS = 2_000_000
 DEFAULT_CUSTOMERS = 100_000
@@ -265,12 +272,7 @@ def run_model(
     predicted = model.predict(params)  # validates the load before anything runs
     arrivals, service, servers, capacity = model.build(params)
     rng = np.random.default_rng(check_int("seed", seed, 0))
-    if engine == "fast":
-        from simulations.fastpath import simulate_fifo
-
-        table = simulate_fifo(arrivals, service, rng, customers, servers, capacity)
-    else:
-        table = _simulate_simpy(arrivals, service, rng, customers, servers, capacity)
+    table = simulate(engine, arrivals, service, rng, customers, servers, capacity)
     measured = summarize(drop_warmup(table, count=warmup), servers=servers)
     report = {}
     for name, expected in predicted.items():
@@ -280,10 +282,23 @@ def run_model(
     return report
 
 
-def _simulate_simpy(
-    arrivals: Any, service: Any, rng: Any, customers: int, servers: int, capacity: int | None
-) -> Any:
-    """The toolkit's SimPy model: a RequestSource feeding a ServerPool."""
+def simulate(
+    engine: str,
+    arrivals: ArrivalProcess,
+    service: Distribution,
+    rng: np.random.Generator,
+    customers: int,
+    servers: int = 1,
+    capacity: int | None = None,
+) -> RequestTable:
+    """One run of a FIFO queue: the toolkit's SimPy model (``"simpy"``) or the fast path.
+
+    Both draw the same random numbers in the same order, so they give the same rows.
+    """
+    if check_choice("engine", engine, ENGINES) == "fast":
+        from simulations.fastpath import simulate_fifo
+
+        return simulate_fifo(arrivals, service, rng, customers, servers, capacity)
     import simpy
 
     from simulations.clients import RequestSource
@@ -291,10 +306,9 @@ def _simulate_simpy(
 
     env = simpy.Environment()
     pool = ServerPool(env, servers, service, rng, capacity=capacity)
-    RequestSource(env, arrivals, pool.submit, rng, n=customers)
+    RequestSource(env, arrivals, pool.submit, rng, n=check_int("customers", customers, 1))
     env.run()
     return pool.log.table()
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (and exit status 2)."""
