@@ -41,6 +41,20 @@ Example, an M/M/4 queue at 90 % load::
     RequestSource(env, PoissonArrivals(3.6), pool.submit, rng, n=100_000)
     env.run()
     summarize(drop_warmup(pool.log.table(), time_s=100), servers=4)
+
+Composing parts (no queue code in the lesson):
+
+- a cache before a database: ``db = ServerPool(env, 4, LogNormal(0.01, 2), rng)``; a handler
+  ``def lookup(key, cls): if hit: yield env.timeout(t_cache) else: return (yield db.call(key))``
+  served by ``front = ServerPool(env, None, lookup)``; traffic from
+  ``RequestSource(..., front.submit, rng, keys=ZipfKeys(10_000, 0.8))``.
+- a caller before a flaky dependency: ``dep = ServerPool(..., faults=FaultSchedule([...]))``,
+  ``client = Client(env, dep, timeout_s=1.0)``; the caller's worker pool is
+  ``ServerPool(env, 20, handler)`` whose handler does ``return (yield client.call(key, cls))``
+  (a breaker is one more ``Service`` wrapping ``client``).
+- a load balancer before N servers: ``pools = [ServerPool(...) for _ in range(n)]`` and
+  ``send(key, cls)`` picks one (e.g. ``min(pools, key=lambda p: p.in_system)``) and calls its
+  ``submit``; ``RequestTable.concat([p.log.table() for p in pools])`` joins the logs.
 """
 
 from simulations.clients import Client, ClosedLoopUsers, RequestSource
