@@ -1,0 +1,101 @@
+"""``python -m simulations``: every model runs, JSON parses, bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simulations import cli
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "simulations", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.mark.parametrize("model", list(cli.MODELS))
+def test_each_model_runs_and_prints_json_beside_theory(model):
+    result = run_cli("run", model, "--customers", "3000", "--seed", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == model and report["customers"] == 3000 and report["warmup"] == 300
+    assert set(report["params"]) == {param.name for param in cli.MODELS[model].params}
+    metrics = report["metrics"]
+    expected = {"mean_wait_s", "mean_response_s", "p50_response_s", "p99_response_s",
+                "throughput_per_s", "utilisation"}
+    assert expected <= set(metrics)
+    assert ("blocking_probability" in metrics) == (model == "mm1k")
+    for name, row in metrics.items():
+        assert row["simulated"] is not None and row["simulated"] >= 0, name
+        if row["theory"] is not None:
+            assert row["relative_error"] == pytest.approx(
+                (row["simulated"] - row["theory"]) / row["theory"])
+    # Throughput is the arrival rate (less blocking), and a short run gets it within 10 %.
+    assert abs(metrics["throughput_per_s"]["relative_error"]) < 0.1
+
+
+def test_text_table_lists_every_metric_with_theory():
+    result = run_cli("run", "mm1k", "--customers", "2000", "--param", "capacity=3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "capacity=3" in lines[0]
+    names = [line.split()[0] for line in lines[2:]]
+    assert names == ["mean_wait_s", "mean_response_s", "p50_response_s", "p99_response_s",
+                     "throughput_per_s", "utilisation", "blocking_probability"]
+    assert all(line.rstrip().endswith("%") for line in lines[2:])  # every row has a rel. error
+
+
+def test_engines_agree_for_the_same_seed():
+    """The fast path draws like the SimPy model, so the reports are the same up to rounding."""
+    params = cli.parse_params("mmc", ["servers=3", "arrival_rate=2.4"])
+    simpy_report = cli.run_model("mmc", params, seed=9, customers=5000, engine="simpy")
+    fast_report = cli.run_model("mmc", params, seed=9, customers=5000, engine="fast")
+    for name, row in simpy_report.items():
+        assert row["simulated"] == pytest.approx(fast_report[name]["simulated"], rel=1e-9)
+
+
+def test_list_shows_models_parameters_defaults_and_ranges():
+    result = run_cli("list")
+    assert result.returncode == 0
+    for model in cli.MODELS.values():
+        assert model.name in result.stdout
+        for param in model.params:
+            assert param.name in result.stdout and param.allowed in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["run", "mm2"], "model"),
+        (["run", "mm1", "--param", "arrival_rate=-1"], "arrival_rate"),
+        (["run", "mm1", "--param", "service_rate=0"], "service_rate"),
+        (["run", "mm1", "--param", "arrival_rate=fast"], "arrival_rate"),
+        (["run", "mmc", "--param", "servers=0"], "servers"),
+        (["run", "mm1k", "--param", "capacity=-1"], "capacity"),
+        (["run", "mm1", "--param", "rate=1"], "parameter"),
+        (["run", "mm1", "--param", "arrival_rate=1.5"], "arrival_rate"),
+        (["run", "mmc", "--param", "arrival_rate=4"], "arrival_rate"),
+        (["run", "md1", "--param", "service_time=1.2"], "arrival_rate"),
+        (["run", "mg1", "--param", "distribution=weibull"], "distribution"),
+        (["run", "mg1", "--param", "service_scv=-1"], "service_scv"),
+        (["run", "mm1", "--customers", "10"], "customers"),
+        (["run", "mm1", "--customers", "999999999"], "customers"),
+        (["run", "mm1", "--engine", "warp"], "engine"),
+        (["run", "mm1", "--seed", "abc"], "--seed"),
+        (["launch"], "COMMAND"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_parameter_with_exit_2(args, named):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0] and "Traceback" not in result.stderr
+    # The message says what is allowed: a range, a bound or the list of choices.
+    assert any(word in lines[0] for word in ("<", ">", "[", "one of", "choose from", "invalid"))
