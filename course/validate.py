@@ -26,8 +26,9 @@ Rules for a pattern lesson (``notebooks/<category>/<slug>.md``):
   errors for ``partial`` and ``complete`` lessons and warnings for a ``stub`` (whose levels may be
   empty or missing).
 - Completeness (``complete`` only, errors): no template placeholder (a ``[Capitalised text]``
-  in prose that is not a link or checkbox, or the template's code tokens ``[PatternName]``,
-  ``[pattern]``, ``[method]``, ``[core_method]``), no ``TODO``, no class or function whose body is
+  in prose that is not a link, a checkbox, inline code or ``$math$``, nor an index such as
+  ``E[S]``; in code the template's tokens ``[PatternName]``, ``[pattern]``, ``[method]``,
+  ``[core_method]``), no ``TODO``, no class or function whose body is
   only ``pass`` (a docstring alone is fine), and ``solutions/<category>/<slug>.md`` exists with at
   least three graded test cells (nbgrader ``grade: true`` with positive ``points``).
 
@@ -92,9 +93,10 @@ MIN_GRADED_TESTS = 3
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 INLINE_CODE = re.compile(r"`[^`\n]*`")
+INLINE_MATH = re.compile(r"\$\$?[^$\n]+\$\$?")
 MD_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML_LINK = re.compile(r"""href=["']([^"']+)["']""")
-PROSE_PLACEHOLDER = re.compile(r"(?<![!\\\]])\[([A-Z][^\[\]\n]*)\](?![(\[:])")
+PROSE_PLACEHOLDER = re.compile(r"(?<![\w!\\\]])\[([A-Z][^\[\]\n]*)\](?![(\[:])")
 MERMAID = re.compile(r"^(```|~~~)\s*\{?mermaid\}?\s*$", re.MULTILINE)
 TODO = re.compile(r"\bTODO\b")
 
@@ -478,9 +480,11 @@ def _leftovers(where: str, text: str, code: bool) -> list[Finding]:
     findings = []
     if TODO.search(text):
         findings.append(Finding("error", where, "TODO left in a complete lesson"))
-    tokens = [token for token in CODE_PLACEHOLDERS if token in text] if code else [
-        f"[{token}]" for token in PROSE_PLACEHOLDER.findall(INLINE_CODE.sub("", text))
-    ]
+    if code:
+        tokens = [token for token in CODE_PLACEHOLDERS if token in text]
+    else:
+        plain = INLINE_MATH.sub("", INLINE_CODE.sub("", text))
+        tokens = [f"[{token}]" for token in PROSE_PLACEHOLDER.findall(plain)]
     if tokens:
         message = "template placeholder(s) left: " + ", ".join(tokens)
         findings.append(Finding("error", where, message))

@@ -170,7 +170,8 @@ def test_leftovers_are_allowed_while_a_lesson_is_partial(course):
 
 def test_links_checkboxes_and_mermaid_labels_are_not_placeholders(course):
     text = lesson_text(SLUG).replace("A fuse in a house", "See [Docs](https://example.org), a "
-                                     "`[Literal]` and [x] done. A fuse in a house")
+                                     "`[Literal]`, E[S] = 1/μ, $x \\in [A, B]$ and [x] done. "
+                                     "A fuse in a house")
     text = text.replace("    A --> B", "    A[Client] --> B[Service]")
     course.lesson(SLUG, text)
     course.solutions(SLUG)
