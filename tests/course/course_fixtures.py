@@ -1,11 +1,9 @@
-"""A throwaway course tree with small fixture lessons, for the course tooling's tests."""
+"""Small fixture lessons and a throwaway course tree for the course tooling's tests."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pytest
 
 from course.notebook_files import read_markdown, write_pair
 
@@ -227,8 +225,3 @@ class Course:
 
     def args(self, **values) -> argparse.Namespace:
         return argparse.Namespace(root=self.root, **values)
-
-
-@pytest.fixture
-def course(tmp_path: Path) -> Course:
-    return Course(tmp_path / "course")

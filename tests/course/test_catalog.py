@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import write_notebook
+from course_fixtures import write_notebook
 
 from course import catalog
 from course.lessons import discover, find

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import lesson_text
+from course_fixtures import lesson_text
 
 from course import site
 from course.notebook_files import read_markdown

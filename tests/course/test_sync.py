@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import write_notebook
+from course_fixtures import write_notebook
 
 from course import sync
 from course.notebook_files import ipynb_text, read_markdown

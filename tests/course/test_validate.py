@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import lesson_text, write_notebook
+from course_fixtures import lesson_text, write_notebook
 
 from course import validate as checker
 
