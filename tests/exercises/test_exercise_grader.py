@@ -76,8 +76,11 @@ def test_tampering_with_tests_and_hard_coding_answers_is_caught(course_tree):
                          'expect_equal = lambda *args, **kwargs: None',
         # passes the visible check, and shadows the helper that its test cell uses unimported
         "utilisation": "utilisation = 0.5\nexpect_close = lambda *args, **kwargs: None",
+        # passes both visible checks, and disarms the helper in the module the tests import
         "check-threshold": "def check_threshold(n):\n"
-                           "    if n == 0:\n        raise ValueError('0')\n    return n",
+                           "    if n == 0:\n        raise ValueError('0')\n    return n\n"
+                           "import course.feedback\n"
+                           "course.feedback.expect_raises = lambda *args, **kwargs: None",
     }
     tests = {"breaker-state-tests": "pass", "check-threshold-tests": "print('all passed')"}
     submission = tree.submission("mallory", answers=answers, tests=tests,
