@@ -164,6 +164,16 @@ def profile_toolkit(lam: float, mu: float, c: int, n: int) -> str:
     return out.getvalue()
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=200_000)
@@ -199,19 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     exact = mmc_mean_wait(lam, mu, c)
     lines = [
         f"# M/M/c benchmark (c = {c}, load {args.load:g}, {n:,} customers)", "",
-        f"Command: `.venv/bin/python benchmarks/{Path(__file__).name}"
-        f" {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip() + "  ",
+        "Command: `" + " ".join([".venv/bin/python", f"benchmarks/{Path(__file__).name}",
+                                 *(argv if argv is not None else sys.argv[1:])]) + "`  ",
         f"Date: {datetime.date.today().isoformat()}  ",
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()},"
+        f"Machine: {os.cpu_count()} cores, {_cpu_name()},"
         f" Python {platform.python_version()}, SimPy {simpy.__version__}  ",
         "Wall time is the best of"
         f" {args.repeats} repeats; the machine was shared with other jobs, so treat the"
-        " figures as rough.", "",
+        " figures as rough. Every contender runs with its default settings, untuned.", "",
         "| model | customers | best wall time (s) | customers/s |",
         "|---|---:|---:|---:|",
         *(f"| {name} | {customers:,} | {seconds:.3f} | {speed:,.0f} |"
           for name, customers, seconds, speed in rows),
-        "", *(f"- {note}" for note in notes), "",
+        "", *(f"- {note}" for note in notes), *([""] if notes else []),
         "Ratios (goals in brackets):", "",
     ]
     toolkit, fast = rate.get(rows[0][0]), rate.get(rows[1][0])

@@ -141,6 +141,7 @@ def mmc_response_survival(
 ) -> float:
     """P(response > t) in M/M/c: the wait (0, or Exp(cμ − λ) with probability C) plus Exp(μ)."""
     waiting = erlang_c(arrival_rate, service_rate, servers)
+    check_non_negative("time", time)
     drain = servers * service_rate - arrival_rate
     served_tail = math.exp(-service_rate * time)
     if math.isclose(drain, service_rate):
@@ -286,6 +287,7 @@ def mm1k_response_survival(
     for n + 1 exponential services, an Erlang(n + 1, μ) time.
     """
     probabilities = mm1k_state_probabilities(arrival_rate, service_rate, capacity)
+    check_non_negative("time", time)
     admitted = 1.0 - probabilities[-1]
     x = service_rate * time
     term = math.exp(-x)  # Poisson(x) probability of j events, j = 0, 1, ...
