@@ -76,10 +76,10 @@ def build(lessons: list[Lesson], out: Path, timeout: int) -> list[BuildResult]:
     """Execute and export each lesson, printing progress; then write the index page."""
     results = []
     for number, lesson in enumerate(lessons, start=1):
-        print(f"[{number}/{len(lessons)}] {lesson.slug} ... ", end="", flush=True)
-        result = build_lesson(lesson, out, timeout)
+        result = build_lesson(lesson, out, timeout)  # the kernel may log to stderr meanwhile
         verdict = "FAILED" if result.error else "ok"
-        print(f"{verdict} ({result.seconds:.1f} s)", flush=True)
+        print(f"[{number}/{len(lessons)}] {lesson.slug} ... {verdict} ({result.seconds:.1f} s)",
+              flush=True)
         if result.error:
             print(f"    {lesson.slug}, {result.error}", flush=True)
         results.append(result)
