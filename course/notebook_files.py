@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
+import tomllib
 from pathlib import Path
 
 import jupytext
@@ -19,12 +20,9 @@ from jupytext.config import JupytextConfiguration
 from course.paths import ROOT
 
 MYST = "md:myst"
-# Metadata kept in both files; jupytext's version stamps are dropped so diffs stay clean.
-METADATA_FILTER = (
-    "kernelspec,jupytext,lesson,exercise,"
-    "-jupytext.text_representation.jupytext_version,"
-    "-jupytext.text_representation.format_version"
-)
+# Metadata kept in both files, as jupytext.toml says (JupyterLab saves pairs by the same rule);
+# jupytext's version stamps are dropped so diffs stay clean.
+METADATA_FILTER = tomllib.loads((ROOT / "jupytext.toml").read_text())["notebook_metadata_filter"]
 _CONFIG = JupytextConfiguration(notebook_metadata_filter=METADATA_FILTER)
 _STAMPS = ("jupytext_version", "format_version")
 
