@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from simulations.cli import simulate
 from simulations.distributions import Exponential
 from simulations.metrics import confidence_interval, drop_warmup
+from simulations.textbook import simulate
 from simulations.theory import mmc_mean_wait
 from simulations.workloads import PoissonArrivals
 

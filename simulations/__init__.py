@@ -29,6 +29,10 @@ API map (all re-exported here):
   ``latency_over_time``, ``goodput_over_time``
 - experiments: ``replicate``, ``sweep`` (grid x seeded replications -> list of dict rows),
   ``aggregate`` (mean and t-interval per group), ``column``
+- theory: closed forms (M/M/1, Erlang C, Pollaczek–Khinchine, M/M/1/K, Kingman, Little, fan-out)
+- fastpath: ``fifo_queue``, ``simulate_fifo``: the FIFO queue without an event loop, same rows
+- textbook: the M/M/1 ... M/M/1/K models beside theory (``simulate``, ``run_model``), used by
+  ``python -m simulations``
 - plots (import as ``from simulations import plots``, to keep matplotlib out of plain imports):
   ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.tradeoff``,
   ``plots.new_axes``

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from simulations import cli
+from simulations import textbook
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -18,13 +18,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("model", list(cli.MODELS))
+@pytest.mark.parametrize("model", list(textbook.MODELS))
 def test_each_model_runs_and_prints_json_beside_theory(model):
     result = run_cli("run", model, "--customers", "3000", "--seed", "4", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["model"] == model and report["customers"] == 3000 and report["warmup"] == 300
-    assert set(report["params"]) == {param.name for param in cli.MODELS[model].params}
+    assert set(report["params"]) == {param.name for param in textbook.MODELS[model].params}
     metrics = report["metrics"]
     expected = {"mean_wait_s", "mean_response_s", "p50_response_s", "p99_response_s",
                 "throughput_per_s", "utilisation"}
@@ -52,9 +52,9 @@ def test_text_table_lists_every_metric_with_theory():
 
 def test_engines_agree_for_the_same_seed():
     """The fast path draws like the SimPy model, so the reports are the same up to rounding."""
-    params = cli.parse_params("mmc", ["servers=3", "arrival_rate=2.4"])
-    simpy_report = cli.run_model("mmc", params, seed=9, customers=5000, engine="simpy")
-    fast_report = cli.run_model("mmc", params, seed=9, customers=5000, engine="fast")
+    params = textbook.parse_params("mmc", ["servers=3", "arrival_rate=2.4"])
+    simpy_report = textbook.run_model("mmc", params, seed=9, customers=5000, engine="simpy")
+    fast_report = textbook.run_model("mmc", params, seed=9, customers=5000, engine="fast")
     for name, row in simpy_report.items():
         assert row["simulated"] == pytest.approx(fast_report[name]["simulated"], rel=1e-9)
 
@@ -62,7 +62,7 @@ def test_engines_agree_for_the_same_seed():
 def test_list_shows_models_parameters_defaults_and_ranges():
     result = run_cli("list")
     assert result.returncode == 0
-    for model in cli.MODELS.values():
+    for model in textbook.MODELS.values():
         assert model.name in result.stdout
         for param in model.params:
             assert param.name in result.stdout and param.allowed in result.stdout

@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 from simulations import theory
-from simulations.cli import simulate
 from simulations.distributions import Deterministic, Exponential, LogNormal
 from simulations.metrics import (
     confidence_interval,
@@ -35,6 +34,7 @@ from simulations.metrics import (
     time_average,
 )
 from simulations.records import Outcome, RequestTable
+from simulations.textbook import simulate
 from simulations.workloads import ConstantArrivals, PoissonArrivals
 
 REPLICATIONS = 20
