@@ -1,0 +1,63 @@
+"""Sliders over a lesson's plot, with the default plot drawn as a plain image.
+
+Like a mixing desk in front of a printed chart: the chart is there for everyone (nbval, HTML
+export, GitHub), and where a live kernel and front end are present the knobs redraw it in place.
+``ipywidgets.interact`` hides its plot inside a widget, so without a front end nothing shows;
+``explore`` draws the default figure as an ordinary output and updates that same output.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+def explore(draw: Callable[..., Any], **controls: Any) -> None:
+    """Show ``draw``'s default figure, then sliders that redraw it.
+
+    ``draw(**values)`` draws on a new matplotlib figure (and does not call ``plt.show``). Each
+    keyword names one of its parameters and gives an ipywidgets abbreviation: ``(min, max,
+    step)`` for a slider, a list for a drop-down, a bool for a checkbox, or a widget. The
+    parameter's default is the control's starting value.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    widgets_by_name = _make_controls(draw, controls, widgets.interactive.widget_from_abbrev)
+
+    def figure() -> Any:
+        with plt.ioff():
+            draw(**{name: widget.value for name, widget in widgets_by_name.items()})
+            fig = plt.gcf()
+        plt.close(fig)
+        return fig
+
+    display(widgets.HBox(list(widgets_by_name.values()),
+                         layout=widgets.Layout(flex_flow="row wrap")))
+    handle = display(figure(), display_id=True)
+    for widget in widgets_by_name.values():
+        widget.observe(lambda _change: handle.update(figure()), names="value")
+
+
+def _make_controls(
+    draw: Callable[..., Any], controls: dict[str, Any], from_abbrev: Callable[..., Any]
+) -> dict[str, Any]:
+    parameters = inspect.signature(draw).parameters
+    unknown = sorted(set(controls) - set(parameters))
+    if unknown:
+        raise ValueError(f"explore: {draw.__name__}() has no parameter {', '.join(unknown)} "
+                         f"(its parameters: {', '.join(parameters) or 'none'})")
+    made = {}
+    for name, abbrev in controls.items():
+        default = parameters[name].default
+        widget = from_abbrev(abbrev, default) if default is not inspect.Parameter.empty \
+            else from_abbrev(abbrev)
+        if widget is None:
+            raise ValueError(f"explore: cannot make a control for {name}={abbrev!r} "
+                             "(use (min, max, step), a list of choices, a bool, or a widget)")
+        if not getattr(widget, "description", ""):
+            widget.description = name
+        made[name] = widget
+    return made

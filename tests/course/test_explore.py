@@ -1,0 +1,72 @@
+"""The explore helper: default figure as a plain output, sliders that redraw it in place."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from course import explore as explore_module  # noqa: E402
+
+
+class FakeHandle:
+    def __init__(self):
+        self.updates = []
+
+    def update(self, obj):
+        self.updates.append(obj)
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Everything explore displays, in order; the figure's handle records updates."""
+    import IPython.display
+
+    objects, handle = [], FakeHandle()
+
+    def fake_display(obj, display_id=False):
+        objects.append(obj)
+        return handle if display_id else None
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    return objects, handle
+
+
+def draw_line(slope=1.0, label="line"):
+    plt.plot([0, 1], [0, slope], label=label)
+
+
+def line_end(fig):
+    return fig.axes[0].lines[0].get_ydata()[-1]
+
+
+def test_default_figure_is_a_plain_output_and_a_slider_redraws_it(shown):
+    objects, handle = shown
+    explore_module.explore(draw_line, slope=(0.0, 5.0, 0.5))
+    controls, fig = objects
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert line_end(fig) == 1.0, "the first figure uses draw's default"
+    slider = controls.children[0]
+    assert (slider.min, slider.max, slider.value, slider.description) == (0.0, 5.0, 1.0, "slope")
+    slider.value = 3.0
+    assert [line_end(f) for f in handle.updates] == [3.0]
+    assert not plt.get_fignums(), "explore closes its figures so none is shown twice"
+
+
+def test_choices_become_a_dropdown(shown):
+    objects, handle = shown
+    explore_module.explore(draw_line, label=["line", "other"])
+    dropdown = objects[0].children[0]
+    dropdown.value = "other"
+    assert handle.updates[0].axes[0].lines[0].get_label() == "other"
+
+
+def test_unknown_parameter_is_named(shown):
+    with pytest.raises(ValueError, match=r"draw_line\(\) has no parameter slop .*slope, label"):
+        explore_module.explore(draw_line, slop=(0, 1))
+
+
+def test_unusable_abbreviation_is_explained(shown):
+    with pytest.raises(ValueError, match="cannot make a control for slope"):
+        explore_module.explore(draw_line, slope=object())
