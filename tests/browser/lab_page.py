@@ -1,0 +1,219 @@
+"""One notebook open in JupyterLab, driven the way a learner drives it.
+
+Like a learner at the keyboard, a ``LabPage`` opens the notebook, chooses Run > Run All Cells,
+waits for the kernel to finish, saves, and then looks at what is on the screen: error output,
+diagrams, plots and sliders. Saving writes into the server's temporary copy of the course, and
+the saved file tells exactly which outputs are errors (stderr text and tracebacks look the same
+on the page).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from course.notebook_files import read_ipynb
+
+RUN_TIMEOUT_MS = 30_000
+PLOT = ".jp-OutputArea-output[data-mime-type='image/png'] img"
+MERMAID = ".jp-RenderedMermaid"
+MERMAID_DRAWN = (f"{MERMAID}:not(.jp-mod-warning) svg, "
+                 f"{MERMAID}:not(.jp-mod-warning) img[src^='data:image/svg+xml']")
+MAX_SCREENSHOT_HEIGHT = 30_000
+
+# True once the notebook's kernel has started and is idle (before it starts the indicator
+# also says idle, next to "No Kernel").
+_KERNEL_READY = """() => {
+    const name = document.querySelector('.jp-NotebookPanel .jp-Toolbar-kernelName');
+    const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+    return name && !['', 'No Kernel'].includes(name.textContent.trim())
+        && status?.dataset.status === 'idle';
+}"""
+# True once Run All has finished: no cell queued or running ([*]) and at least one has run.
+_RUN_FINISHED = """panel => {
+    const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        .map(p => p.textContent.trim());
+    return !prompts.some(p => p.includes('*')) && prompts.some(p => /\\[\\d+\\]/.test(p));
+}"""
+
+
+@dataclass
+class CellProblem:
+    """What went wrong in one cell, worded for a failure message."""
+
+    index: int
+    first_line: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"cell {self.index} ({self.first_line!r}): {self.problem}"
+
+
+class LabPage:
+    """A browser page showing one notebook in JupyterLab."""
+
+    def __init__(self, page, base_url: str, path: str, served_root: Path):
+        self.page = page
+        self.base_url = base_url
+        self.path = path
+        self.file = served_root / path
+        self.panel = page.locator(".jp-NotebookPanel")  # narrowed to this one's id on open
+
+    @classmethod
+    def open(cls, page, base_url: str, token: str, path: str, served_root: Path) -> LabPage:
+        """Load JupyterLab on ``path`` in a fresh workspace and wait for an idle kernel."""
+        lab_page = cls(page, base_url, path, served_root)
+        workspace = f"test-{uuid.uuid4().hex[:12]}"
+        page.goto(f"{base_url}/lab/workspaces/{workspace}/tree/{quote(path)}?reset&token={token}")
+        lab_page.panel.locator(".jp-Cell").first.wait_for()
+        lab_page.panel = page.locator(f"#{lab_page.panel.get_attribute('id')}")
+        page.wait_for_function(_KERNEL_READY)
+        return lab_page
+
+    def dialogs(self) -> list[str]:
+        """Text of any dialog JupyterLab shows (an error a learner would have to dismiss)."""
+        return [text.strip() for text in self.page.locator(".jp-Dialog").all_inner_texts()]
+
+    def menu(self, menu: str, command: str) -> None:
+        """Open a menu of the menu bar and choose the item that runs ``command``."""
+        self.page.get_by_role("menuitem", name=menu, exact=True).click()
+        self.page.locator(f".lm-Menu-item[data-command='{command}']").click()
+
+    def run_all(self) -> None:
+        """Run > Run All Cells, then wait until nothing is queued and the kernel is idle."""
+        if self.panel.locator(".jp-CodeCell").count() == 0:
+            return
+        self.menu("Run", "runmenu:run-all")
+        try:
+            self.page.wait_for_function(_RUN_FINISHED, arg=self.panel.element_handle(),
+                                        timeout=RUN_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            raise AssertionError(self._stuck_message()) from None
+        self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+
+    def _stuck_message(self) -> str:
+        cells = self.panel.locator(".jp-Cell").evaluate_all("""cells => cells.map(c => [
+            c.querySelector('.jp-InputPrompt')?.textContent.trim() ?? '',
+            c.querySelector('.cm-line')?.textContent ?? ''])""")
+        stuck = [f"cell {index} ({line!r}): prompt {prompt}"
+                 for index, (prompt, line) in enumerate(cells) if "*" in prompt]
+        done = sum(any(ch.isdigit() for ch in prompt) for prompt, _ in cells)
+        return (f"{self.path}: Run All did not finish within {RUN_TIMEOUT_MS // 1000} s; "
+                f"still running or queued: {stuck or 'none'}; cells run: {done} of "
+                f"{len(cells)}; dialogs: {self.dialogs() or 'none'}")
+
+    def save(self) -> None:
+        """File > Save Notebook, into the server's temporary copy; wait until it is clean."""
+        self.menu("File", "docmanager:save")
+        self.page.locator(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)").wait_for()
+
+    def cell_problems(self) -> list[CellProblem]:
+        """Error outputs and unexecuted code cells in the saved notebook.
+
+        An error in a cell tagged ``raises-exception`` is intended (nbval honours the same tag).
+        """
+        problems = []
+        for index, cell in enumerate(read_ipynb(self.file).cells):
+            if cell.cell_type != "code":
+                continue
+            first_line = cell.source.splitlines()[0] if cell.source else ""
+            tags = cell.metadata.get("tags", [])
+            for output in cell.outputs:
+                if output.output_type == "error" and "raises-exception" not in tags:
+                    problems.append(CellProblem(index, first_line,
+                                                f"{output.ename}: {output.evalue}"))
+            if cell.execution_count is None:
+                problems.append(CellProblem(index, first_line, "not executed"))
+        return problems
+
+    def mermaid(self) -> tuple[int, list[str]]:
+        """How many mermaid diagrams are drawn, and the errors of those that are not."""
+        drawn = self.panel.locator(MERMAID_DRAWN).count()
+        failed = self.panel.locator(f"{MERMAID}.jp-mod-warning")
+        return drawn, [text.strip() for text in failed.all_inner_texts()]
+
+    def wait_for_mermaid(self, expected: int) -> None:
+        """Mermaid draws asynchronously: wait until ``expected`` blocks are drawn or failed."""
+        if expected:
+            self.page.wait_for_function(
+                "([panel, n]) => panel.querySelectorAll("
+                f"'{MERMAID} figure, {MERMAID}.jp-mod-warning').length >= n",
+                arg=[self.panel.element_handle(), expected],
+            )
+
+    def plot_count(self) -> int:
+        """Plot images that have loaded (decoded with a non-zero width)."""
+        return self.panel.locator(PLOT).evaluate_all(
+            "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
+
+    def notebook_links(self) -> list[tuple[str, str]]:
+        """(text, served path) of each rendered Markdown link to another ``.ipynb``."""
+        links = []
+        for anchor in self.panel.locator(".jp-RenderedMarkdown a[href]").all():
+            url = urlsplit(anchor.get_attribute("href"))
+            prefix = urlsplit(self.base_url).path + "/files/"
+            if url.path.startswith(prefix) and url.path.endswith(".ipynb"):
+                links.append((anchor.inner_text(), unquote(url.path.removeprefix(prefix))))
+        return links
+
+    def open_link(self, text: str, target: str) -> None:
+        """Click a link; JupyterLab must show ``target`` in a new current tab, then close it."""
+        link = self.panel.locator(".jp-RenderedMarkdown a[href]").filter(
+            has_text=re.compile(f"^{re.escape(text)}$")).first
+        link.click()
+        tab = self.page.locator(".lm-TabBar-tab.jp-mod-current").filter(
+            has=self.page.locator(".lm-TabBar-tabLabel", has_text=Path(target).name))
+        tab.wait_for(timeout=30_000)
+        title = tab.get_attribute("title") or ""
+        if f"Path: {target}" not in title:
+            raise AssertionError(f"clicking {text!r} opened {title!r}, not {target}")
+        self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.wait_for()
+        tab.locator(".lm-TabBar-tabCloseIcon").click()
+        tab.wait_for(state="detached")
+
+    def move_slider(self) -> tuple[str, str]:
+        """Nudge the first slider whose cell shows a plot; return the plot before and after.
+
+        The handle gets focus and arrow keys (right, or left when already at the maximum), as
+        a keyboard user would; then wait until the cell's plot image is redrawn.
+        """
+        cell = self.panel.locator(".jp-CodeCell").filter(
+            has=self.page.locator(".widget-slider")).filter(has=self.page.locator(PLOT)).first
+        handle = cell.locator(".widget-slider [role='slider']").first
+        images = cell.locator(PLOT)
+        before = "\n".join(images.evaluate_all("imgs => imgs.map(i => i.src)"))
+        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+        handle.focus()
+        for _ in range(3):
+            handle.press("ArrowLeft" if at_max else "ArrowRight")
+        self.page.wait_for_function(
+            "([cell, before]) => { const imgs = [...cell.querySelectorAll("
+            f"\"{PLOT}\")]; return imgs.length > 0 && imgs.every(i => i.complete) && "
+            "imgs.map(i => i.src).join('\\n') !== before; }",
+            arg=[cell.element_handle(), before],
+            timeout=30_000,
+        )
+        return before, "\n".join(images.evaluate_all("imgs => imgs.map(i => i.src)"))
+
+    def screenshot(self, path: Path) -> None:
+        """The whole notebook in one image: grow the viewport to the notebook's full height."""
+        scroller = self.panel.locator(".jp-WindowedPanel-outer").first
+        scroller.evaluate("e => { e.scrollTop = 0; }")
+        # How far the last cell reaches below the visible part (not the scroll-past-end space).
+        hidden = scroller.evaluate("""e => {
+            const cells = e.querySelectorAll('.jp-Cell');
+            const last = cells[cells.length - 1].getBoundingClientRect();
+            return Math.ceil(last.bottom - e.getBoundingClientRect().bottom) + 24;
+        }""")
+        size = self.page.viewport_size
+        height = min(size["height"] + max(hidden, 0), MAX_SCREENSHOT_HEIGHT)
+        self.page.set_viewport_size({"width": size["width"], "height": height})
+        self.page.wait_for_timeout(300)  # one layout pass after the resize
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=path, full_page=True)
+        self.page.set_viewport_size(size)

@@ -1,0 +1,142 @@
+"""The course in a real browser: every finished lesson opens and runs in JupyterLab.
+
+A learner opens the start page, follows a link to a lesson, chooses Run All and reads the
+result. These tests do the same in headless Chromium, for the start page and every lesson whose
+front matter says ``status: complete``, so each lesson is covered as soon as it is finished.
+All tests live in this one module so ``--dist loadscope`` gives them one worker and one server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from course.notebook_files import read_ipynb, read_markdown
+from course.paths import NOTEBOOKS, ROOT
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "test-artifacts" / "browser"
+START_PAGE = "index"
+SLIDER_LESSONS = ("resilience/circuit-breaker", "foundations/queueing-basics")
+MERMAID_FENCE = re.compile(r"^(```|~~~)\s*mermaid\s*$", re.MULTILINE)
+IMPORTS_SIMULATIONS = re.compile(r"^\s*(import|from)\s+simulations\b", re.MULTILINE)
+
+
+def is_complete(lesson: str) -> bool:
+    """Whether ``notebooks/<lesson>.md`` exists and its front matter says status: complete."""
+    path = NOTEBOOKS / f"{lesson}.md"
+    return path.exists() and read_markdown(path).metadata.get("lesson", {}).get(
+        "status") == "complete"
+
+
+def course_notebooks() -> list[str]:
+    """The start page (when it exists) and every complete lesson, as paths under notebooks/."""
+    lessons = sorted(
+        str(path.relative_to(NOTEBOOKS).with_suffix("")).replace("\\", "/")
+        for path in NOTEBOOKS.glob("*/*.md")
+        if ".ipynb_checkpoints" not in path.parts
+    )
+    start = [START_PAGE] if (NOTEBOOKS / f"{START_PAGE}.md").exists() else []
+    return start + [lesson for lesson in lessons if is_complete(lesson)]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def failure(name: str, problems: list) -> str:
+    return f"{name} in JupyterLab:\n" + "\n".join(f"  {problem}" for problem in problems)
+
+
+def run_and_check(open_notebook, served_path: str, source: Path):
+    """Open, Run All, save (into the temporary copy), screenshot, then check what shows.
+
+    Checks: no error output and every code cell executed; every mermaid block of the source
+    drawn; at least one plot when the notebook imports ``simulations``; the repository's own
+    ``.ipynb`` untouched. Returns the open page for further checks.
+    """
+    twin = source.with_suffix(".ipynb")
+    before = digest(twin)
+    page = open_notebook(served_path)
+    page.run_all()
+    page.save()
+    slug = served_path.removesuffix(".ipynb").replace("/", "-")
+    page.screenshot(SCREENSHOTS / f"{slug}.png")
+    name = f"{served_path} (screenshot test-artifacts/browser/{slug}.png)"
+
+    assert not page.dialogs(), failure(name, page.dialogs())
+    problems = page.cell_problems()
+    assert not problems, failure(name, problems)
+
+    markdown = "\n".join(cell.source for cell in read_markdown(source).cells
+                         if cell.cell_type == "markdown")
+    expected = len(MERMAID_FENCE.findall(markdown))
+    page.wait_for_mermaid(expected)
+    drawn, errors = page.mermaid()
+    assert (drawn, errors) == (expected, []), failure(
+        name, [f"{drawn} of {expected} mermaid diagrams drawn", *errors])
+
+    code = "\n".join(cell.source for cell in read_markdown(source).cells
+                     if cell.cell_type == "code")
+    if IMPORTS_SIMULATIONS.search(code):
+        assert page.plot_count() >= 1, failure(name, ["imports simulations but shows no plot"])
+
+    assert digest(twin) == before, f"running {served_path} changed {twin} in the repository"
+    return page
+
+
+@pytest.mark.parametrize("notebook", course_notebooks())
+def test_notebook_runs_in_jupyterlab(open_notebook, notebook):
+    run_and_check(open_notebook, f"notebooks/{notebook}.ipynb", NOTEBOOKS / f"{notebook}.md")
+
+
+def test_start_page_links_open_their_lessons(open_notebook):
+    if not (NOTEBOOKS / f"{START_PAGE}.ipynb").exists():
+        pytest.skip(f"no start page yet (notebooks/{START_PAGE}.ipynb)")
+    page = open_notebook(f"notebooks/{START_PAGE}.ipynb")
+    links = page.notebook_links()
+    if any(path.stem != START_PAGE for path in NOTEBOOKS.glob("*/*.ipynb")):
+        assert links, f"notebooks/{START_PAGE}.ipynb links to no lesson, but lessons exist"
+    for text, target in links:
+        page.open_link(text, target)
+
+
+@pytest.mark.parametrize("lesson", [next(
+    (lesson for lesson in SLIDER_LESSONS if is_complete(lesson)), None)])
+def test_lesson_slider_redraws_its_plot(open_notebook, lesson):
+    if lesson is None:
+        pytest.skip("no complete lesson with sliders yet: needs notebooks/"
+                    + " or notebooks/".join(f"{name}.md" for name in SLIDER_LESSONS)
+                    + " with status: complete")
+    page = run_and_check(open_notebook, f"notebooks/{lesson}.ipynb", NOTEBOOKS / f"{lesson}.md")
+    before, after = page.move_slider()
+    assert after != before
+
+
+# The machinery itself, on fixture notebooks that exist whatever the state of the lessons.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_fixture_slider_redraws_plot(open_notebook):
+    page = run_and_check(open_notebook, "fixtures/widget-plot.ipynb", FIXTURES / "widget-plot.md")
+    assert page.plot_count() == 1
+    before, after = page.move_slider()
+    assert after.startswith("data:image/png") and after != before
+
+
+def test_fixture_error_is_reported_with_its_cell(open_notebook):
+    page = open_notebook("fixtures/failing-cell.ipynb")
+    page.run_all()
+    page.save()
+    reported = [str(problem) for problem in page.cell_problems()]
+    assert reported == [
+        "cell 3 ('raise ValueError(\"fixture failure: expected by the browser tests\")'): "
+        "ValueError: fixture failure: expected by the browser tests",
+        "cell 4 ('print(\"never reached: Run All stops at the error\")'): not executed",
+    ]
+    saved = read_ipynb(page.file).cells
+    assert saved[2].outputs[0].ename == "KeyError"  # tagged raises-exception: shown, allowed
