@@ -34,7 +34,8 @@ API map (all re-exported here):
 - textbook: the M/M/1 ... M/M/1/K models beside theory (``simulate``, ``run_model``), used by
   ``python -m simulations``
 - plots (import as ``from simulations import plots``, to keep matplotlib out of plain imports):
-  ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.tradeoff``,
+  ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.dashboard`` (metrics
+  stacked over time), ``plots.tradeoff``,
   ``plots.new_axes``
 
 Example, an M/M/4 queue at 90 % load::

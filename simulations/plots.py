@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["COLORS", "cdf", "latency_vs_load", "new_axes", "time_series", "tradeoff"]
+__all__ = ["COLORS", "cdf", "dashboard", "latency_vs_load", "new_axes", "time_series",
+           "tradeoff"]
 
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 """Okabe-Ito colours, distinguishable with common colour-vision deficiencies."""
@@ -127,3 +128,38 @@ def tradeoff(
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend()
     return ax
+
+
+def dashboard(
+    times: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    windows: Sequence[tuple[float, float]] = (),
+    window_label: str = "fault window",
+    xlabel: str = "time (s)",
+    width: float = 8.0,
+    panel_height: float = 2.0,
+) -> list[Axes]:
+    """Small multiples over time: one panel per metric, stacked on a shared time axis.
+
+    ``panels`` maps each panel's y label (with units) to its curves (name -> values at
+    ``times``). A curve name keeps its colour in every panel, so the legend of the top panel
+    names the curves below it too; a lower panel shows a legend only if it adds a name.
+    ``windows`` are shaded in every panel (see ``time_series``).
+    """
+    if not panels:
+        raise ValueError("dashboard needs at least one panel (got none)")
+    _, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, layout="constrained",
+                           figsize=(width, panel_height * len(panels)))
+    names = list(dict.fromkeys(name for series in panels.values() for name in series))
+    named: set[str] = set()
+    for ax, (ylabel, series) in zip(axes[:, 0], panels.items(), strict=True):
+        if series:
+            ax.set_prop_cycle(color=[COLORS[names.index(n) % len(COLORS)] for n in series])
+        time_series(times, series, ylabel=ylabel, windows=windows, window_label=window_label,
+                    ax=ax, xlabel="")
+        if named and set(series) <= named:
+            ax.get_legend().remove()
+        named.update(series)
+    axes[-1, 0].set_xlabel(xlabel)
+    return list(axes[:, 0])

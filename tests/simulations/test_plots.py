@@ -56,3 +56,24 @@ def test_tradeoff_annotates_points() -> None:
                         ylabel="p99 latency (s)", annotations={"breaker": ["5 s", "30 s"]})
     assert [a.get_text() for a in ax.texts] == ["5 s", "30 s"]
     assert _legend(ax) == ["breaker"]
+
+
+def test_dashboard_stacks_panels_on_one_time_axis_with_one_legend() -> None:
+    t = np.arange(10.0)
+    axes = plots.dashboard(t, {
+        "p99 latency (s)": {"no breaker": t, "breaker": t / 2},
+        "goodput (req/s)": {"breaker": 10 - t, "no breaker": 10 - 2 * t},
+        "fallbacks (req/s)": {"breaker + fallback": t},
+    }, windows=[(2.0, 4.0)], window_label="outage (hang)")
+    assert [ax.get_ylabel() for ax in axes] == ["p99 latency (s)", "goodput (req/s)",
+                                                "fallbacks (req/s)"]
+    assert _legend(axes[0]) == ["outage (hang)", "no breaker", "breaker"]
+    assert axes[1].get_legend() is None  # its curves are named above
+    assert "breaker + fallback" in _legend(axes[2])  # a new name gets a legend
+    colour = {line.get_label(): line.get_color() for line in axes[0].lines}
+    assert {line.get_label(): line.get_color() for line in axes[1].lines} == colour
+    assert all(len(ax.patches) == 1 for ax in axes)  # the window is shaded in every panel
+    assert axes[0].get_shared_x_axes().joined(axes[0], axes[2])
+    assert axes[-1].get_xlabel() == "time (s)" and axes[0].get_xlabel() == ""
+    with pytest.raises(ValueError, match="at least one panel"):
+        plots.dashboard(t, {})
