@@ -208,7 +208,10 @@ class ProductionCircuitBreaker(CircuitBreaker):
     """The Level 2 breaker hardened: validated config, thread-safe, logged, measured.
 
     The lock guards the breaker's state, never the call itself, so a slow dependency does not
-    serialise the callers. A refused call returns ``fallback()`` when one is given.
+    serialise the callers. Nor is it held while a transition is logged or its listeners run:
+    a slow log handler cannot stall the other callers, and a listener may call the breaker
+    again without deadlocking. Transitions are announced in the order they happened. A refused
+    call returns ``fallback()`` when one is given.
     """
 
     def __init__(self, name: str, config: BreakerConfig | None = None,
@@ -221,6 +224,8 @@ class ProductionCircuitBreaker(CircuitBreaker):
         self.counters: Counter[str] = Counter()
         self.latency = LatencyHistogram()
         self._lock = threading.Lock()
+        self._unannounced: deque[tuple[float, State, State]] = deque()
+        self._announcing = threading.RLock()  # keeps announcements in order; re-entrant
 
     def call(self, fn: Callable[..., T], *args: Any,
              fallback: Callable[[], T] | None = None, **kwargs: Any) -> T:
@@ -229,10 +234,12 @@ class ProductionCircuitBreaker(CircuitBreaker):
             allowed = self.allow()
             if not allowed:
                 self.counters["rejections"] += 1
+                state = self.state
+        self._announce()
         if not allowed:
             if fallback is not None:
                 return fallback()
-            raise CircuitOpenError(f"breaker {self.name!r} is {self.state.value}: call refused")
+            raise CircuitOpenError(f"breaker {self.name!r} is {state.value}: call refused")
         start = self.clock()
         try:
             result = fn(*args, **kwargs)
@@ -247,12 +254,26 @@ class ProductionCircuitBreaker(CircuitBreaker):
             self.counters["successes" if ok else "failures"] += 1
             self.latency.observe(self.clock() - start)
             self.record(ok)
+        self._announce()
 
     def _move_to(self, new: State, now: float) -> None:
         old = self.state
         super()._move_to(new, now)
         self.counters["transitions"] += 1
-        level = logging.WARNING if new is State.OPEN else logging.INFO
-        log.log(level, "breaker %s: %s -> %s at t=%.3f s", self.name, old.value, new.value, now)
-        for listener in self.listeners:
-            listener(self.name, old, new)
+        self._unannounced.append((now, old, new))
+
+    def _announce(self) -> None:
+        """Log the transitions made so far and tell the listeners, outside the state lock."""
+        if not self._unannounced:  # the thread that makes a transition announces it itself
+            return
+        with self._announcing:
+            while True:
+                with self._lock:
+                    if not self._unannounced:
+                        return
+                    now, old, new = self._unannounced.popleft()
+                level = logging.WARNING if new is State.OPEN else logging.INFO
+                log.log(level, "breaker %s: %s -> %s at t=%.3f s", self.name, old.value,
+                        new.value, now)
+                for listener in self.listeners:
+                    listener(self.name, old, new)

@@ -173,6 +173,30 @@ def test_production_breaker_counters_add_up_under_threads() -> None:
         previous = new
 
 
+def test_listener_may_call_the_breaker_again_without_deadlock() -> None:
+    clock, seen = FakeClock(), []
+    breaker = ProductionCircuitBreaker("inventory", BreakerConfig(minimum_calls=2), clock)
+
+    def on_change(name: str, old: State, new: State) -> None:
+        seen.append((old, new, dict(breaker.counters)))
+        if new is State.OPEN:  # e.g. a health probe that goes through the breaker
+            breaker.call(ok, fallback=lambda: "cached")
+
+    breaker.listeners.append(on_change)
+
+    def drive() -> None:
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                breaker.call(fail)
+
+    thread = threading.Thread(target=drive, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "a listener calling the breaker deadlocked it"
+    assert [(old, new) for old, new, _ in seen] == [(State.CLOSED, State.OPEN)]
+    assert breaker.counters["rejections"] == 1  # the listener's call was refused: it is open
+
+
 # ---------------------------------------------------------------- agreement with pybreaker
 
 class _PatchedClock:
