@@ -1,0 +1,574 @@
+"""Timeouts and deadlines: how long a caller waits for an answer, and what that choice costs.
+
+Picture phoning a shop to ask whether a part is in stock. Most times the clerk answers in a few
+seconds; now and then they go to the back room for a minute. If you hang up after ten seconds you
+will sometimes hang up on a clerk who was about to answer (a *false timeout*), and if you never
+hang up you may wait all afternoon on a line nobody will pick up. If the part is one of three you
+need before the shop closes, what matters is not ten seconds per call but the closing time for
+the whole errand (a *deadline*), and each call should only get what is left of it.
+
+This module holds the lesson's three parts:
+
+* closed forms: P(false timeout) = 1 − F(T) for the service-time distribution F, the timeout
+  that gives a target false-timeout rate (a percentile of F), fan-out, hedged requests and the
+  extra load of retries;
+* the pattern as small classes with an injectable clock (`Deadline`, `PercentileTimeout`) and a
+  production-grade asyncio version (`TimeoutConfig`, `ProductionTimeout`);
+* the SimPy study (`Scenario`, `simulate`, `summary`, `timeline`), built from the toolkit: a
+  `ServerPool` dependency called through `Client` objects with a timeout, traffic from a
+  `RequestSource`, slow episodes from a `FaultSchedule`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any, TypeVar
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from simulations.breakers import BreakerConfig, CircuitBreaker, ErrorRate, LatencyHistogram
+from simulations.clients import Client, RequestSource
+from simulations.distributions import (
+    Bimodal,
+    Deterministic,
+    Distribution,
+    Exponential,
+    LogNormal,
+    Pareto,
+)
+from simulations.errors import (
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_probability,
+    check_range,
+)
+from simulations.faults import FaultSchedule, FaultWindow
+from simulations.metrics import latency_percentiles, per_bin, rate_over_time
+from simulations.records import Outcome, RequestLog, RequestTable
+from simulations.servers import ServerPool
+from simulations.theory import fanout_tail
+from simulations.workloads import ArrivalProcess, PoissonArrivals
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+_NORMAL = NormalDist()
+
+# ---------------------------------------------------------------- theory
+
+
+def survival(service: Distribution, t: float) -> float:
+    """P(S > t) for one of the toolkit's service-time distributions (exact, closed form)."""
+    if isinstance(service, Exponential):
+        return math.exp(-max(t, 0.0) / service.mean)
+    if isinstance(service, Deterministic):
+        return 1.0 if t < service.mean else 0.0
+    if isinstance(service, LogNormal):
+        return 1.0 if t <= 0 else 1.0 - _NORMAL.cdf((math.log(t) - service.mu) / service.sigma)
+    if isinstance(service, Bimodal):
+        return 1.0 if t < service.fast else service.slow_fraction if t < service.slow else 0.0
+    if isinstance(service, Pareto):
+        return 1.0 if t < service.x_min else (service.x_min / t) ** service.shape
+    raise ValueError(f"service must be Exponential, Deterministic, LogNormal, Bimodal or Pareto "
+                     f"(got {service!r})")
+
+
+def quantile(service: Distribution, p: float) -> float:
+    """The smallest t with P(S ≤ t) ≥ p: the service time's p-quantile (p in (0, 1))."""
+    p = check_range("p", p, 0.0, 1.0, low_open=True, high_open=True)
+    if isinstance(service, Exponential):
+        return -service.mean * math.log1p(-p)
+    if isinstance(service, Deterministic):
+        return service.mean
+    if isinstance(service, LogNormal):
+        return math.exp(service.mu + service.sigma * _NORMAL.inv_cdf(p))
+    if isinstance(service, Bimodal):
+        return service.fast if p <= 1.0 - service.slow_fraction else service.slow
+    if isinstance(service, Pareto):
+        return service.x_min * (1.0 - p) ** (-1.0 / service.shape)
+    return survival(service, 0.0)  # raises the "service must be ..." error
+
+
+def false_timeout_probability(service: Distribution, timeout_s: float) -> float:
+    """P(a healthy call is cut off) = 1 − F(T): the call would have answered, only later than T.
+
+    Assumes the call's latency is its service time (no queueing) and calls are independent.
+    """
+    return survival(service, check_positive("timeout_s", timeout_s))
+
+
+def timeout_for_false_rate(service: Distribution, false_timeout_rate: float) -> float:
+    """The timeout T with 1 − F(T) = rate: the (1 − rate) percentile (0.1 % -> p99.9)."""
+    rate = check_range("false_timeout_rate", false_timeout_rate, 0.0, 1.0,
+                       low_open=True, high_open=True)
+    return quantile(service, 1.0 - rate)
+
+
+def fanout_timeout_probability(service: Distribution, timeout_s: float, fanout: int) -> float:
+    """P(a request that waits for all of ``fanout`` independent calls sees a timeout)
+    = 1 − F(T)^N (the fan-out formula of the queueing-basics lesson, with q = 1 − F(T))."""
+    return fanout_tail(false_timeout_probability(service, timeout_s), fanout)
+
+
+def per_call_timeout_for_fanout(service: Distribution, request_false_rate: float,
+                                fanout: int) -> float:
+    """The per-call timeout that keeps a fan-out request's false-timeout rate at
+    ``request_false_rate``: F(T)^N = 1 − r, so T is the (1 − r)^(1/N) percentile of F."""
+    r = check_range("request_false_rate", request_false_rate, 0.0, 1.0,
+                    low_open=True, high_open=True)
+    n = check_int("fanout", fanout, 1)
+    return quantile(service, math.exp(math.log1p(-r) / n))
+
+
+def hedged_survival(service: Distribution, t: float, hedge_delay_s: float) -> float:
+    """P(a hedged request takes longer than t): a backup copy is sent after ``hedge_delay_s``
+    = d if the first has not answered, and the first answer wins. With independent copies
+    (no queueing) the latency is min(S1, d + S2), so P(> t) = S(t) for t < d and S(t)·S(t − d)
+    after."""
+    d = check_non_negative("hedge_delay_s", hedge_delay_s)
+    tail = survival(service, t)
+    return tail if t < d else tail * survival(service, t - d)
+
+
+def hedge_rate(service: Distribution, hedge_delay_s: float) -> float:
+    """Share of requests that send a backup copy: P(S > d) (5 % when d is the p95)."""
+    return survival(service, check_non_negative("hedge_delay_s", hedge_delay_s))
+
+
+def expected_attempts(timeout_probability: float, retries: int) -> float:
+    """Mean attempts per request when each attempt times out independently with probability p
+    and is retried up to ``retries`` times: 1 + p + ... + p^retries (the load factor)."""
+    p = check_probability("timeout_probability", timeout_probability)
+    k = check_int("retries", retries, 0)
+    return float(k + 1) if p == 1 else (1.0 - p ** (k + 1)) / (1.0 - p)
+
+
+# ---------------------------------------------------------------- the pattern (Level 2)
+
+
+class DeadlineExceeded(TimeoutError):
+    """No time is left for this request: do not start the call."""
+
+
+class Deadline:
+    """The instant after which an answer is useless, shared by every call made for one request.
+
+    Each call gets ``timeout_for(per_call_s)``: its own timeout, but never more than what is
+    left. ``child`` hands a downstream service a deadline no later than this one (propagation).
+    """
+
+    def __init__(self, budget_s: float, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.expires_at = clock() + check_non_negative("budget_s", budget_s)
+
+    def remaining(self) -> float:
+        """Seconds left (0 once expired)."""
+        return max(0.0, self.expires_at - self.clock())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def timeout_for(self, per_call_s: float | None = None) -> float:
+        """The timeout for the next call: min(per-call timeout, time left)."""
+        left = self.remaining()
+        if left <= 0.0:
+            raise DeadlineExceeded(f"deadline passed {self.clock() - self.expires_at:.3f} s ago")
+        return left if per_call_s is None else min(check_positive("per_call_s", per_call_s), left)
+
+    def child(self, budget_s: float | None = None) -> Deadline:
+        """A deadline for a downstream call: this one, or sooner if ``budget_s`` is smaller."""
+        left = self.remaining()
+        return Deadline(left if budget_s is None else min(budget_s, left), self.clock)
+
+
+class PercentileTimeout:
+    """A timeout set from measured latency: the (1 − ``false_timeout_rate``) percentile of the
+    last ``window`` observations, times ``padding``, clamped to [``min_s``, ``max_s``].
+
+    Until ``min_samples`` latencies have been seen it answers ``initial_s``. A timed-out call
+    should be observed as the timeout it hit (a lower bound of its latency).
+    """
+
+    def __init__(self, false_timeout_rate: float = 0.001, window: int = 1000,
+                 padding: float = 1.0, min_s: float = 0.001, max_s: float = 10.0,
+                 initial_s: float = 1.0, min_samples: int = 100) -> None:
+        self.false_timeout_rate, self.padding = false_timeout_rate, padding
+        self.min_s, self.max_s, self.initial_s = min_s, max_s, initial_s
+        self.min_samples = min_samples
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def observe(self, latency_s: float) -> None:
+        self.recent.append(latency_s)
+
+    def current(self) -> float:
+        """The timeout to use for the next call (s)."""
+        if len(self.recent) < self.min_samples:
+            return self.initial_s
+        ordered = sorted(self.recent)
+        rank = math.ceil((1.0 - self.false_timeout_rate) * len(ordered)) - 1
+        return min(max(ordered[max(rank, 0)] * self.padding, self.min_s), self.max_s)
+
+
+# ---------------------------------------------------------------- production-grade (Level 3)
+
+
+@dataclass(frozen=True)
+class TimeoutConfig:
+    """Settings of a `ProductionTimeout`; the 0.1 % false-timeout target is the example of
+    Amazon's Builders' Library article (timeout at the downstream p99.9)."""
+
+    false_timeout_rate: float = 0.001
+    window: int = 1000
+    padding: float = 1.2
+    min_s: float = 0.001
+    max_s: float = 10.0
+    initial_s: float = 1.0
+    min_samples: int = 100
+
+    def __post_init__(self) -> None:
+        name = "TimeoutConfig."
+        check_range(name + "false_timeout_rate", self.false_timeout_rate, 0.0, 0.5,
+                    low_open=True)
+        check_int(name + "window", self.window, 1)
+        check_range(name + "padding", self.padding, 1.0)
+        check_positive(name + "min_s", self.min_s)
+        check_range(name + "max_s", self.max_s, self.min_s)
+        check_range(name + "initial_s", self.initial_s, self.min_s, self.max_s)
+        check_int(name + "min_samples", self.min_samples, 1, self.window)
+
+
+class ProductionTimeout(PercentileTimeout):
+    """The percentile timeout hardened: validated config, a lock, ``logging``, counters, a
+    latency histogram, and an asyncio ``call`` that honours a propagated `Deadline`.
+
+    The lock guards the window and the counters only, never the awaited call, so callers on
+    several threads (each with its own event loop) can share one instance.
+    """
+
+    def __init__(self, name: str, config: TimeoutConfig | None = None,
+                 clock: Clock = time.monotonic) -> None:
+        self.name, self.config, self.clock = name, config or TimeoutConfig(), clock
+        c = self.config
+        super().__init__(c.false_timeout_rate, c.window, c.padding, c.min_s, c.max_s,
+                         c.initial_s, c.min_samples)
+        self.counters: Counter[str] = Counter()
+        self.latency = LatencyHistogram()
+        self._lock = threading.Lock()
+
+    def current(self) -> float:
+        with self._lock:
+            return super().current()
+
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any,
+                   deadline: Deadline | None = None) -> T:
+        """Await ``fn(*args)`` for at most the current timeout (and what is left of
+        ``deadline``); raise ``TimeoutError`` (or `DeadlineExceeded` before starting)."""
+        timeout = self.current()
+        if deadline is not None:
+            try:
+                timeout = deadline.timeout_for(timeout)
+            except DeadlineExceeded:
+                self._count("deadline_exceeded")
+                log.warning("%s: deadline already passed, call not started", self.name)
+                raise
+        start = self.clock()
+        try:
+            async with asyncio.timeout(timeout):
+                result = await fn(*args)
+        except TimeoutError:
+            self._finish("timeouts", timeout)
+            log.warning("%s: timed out after %.3f s", self.name, timeout)
+            raise
+        except Exception:
+            self._finish("errors", self.clock() - start)
+            raise
+        self._finish("successes", self.clock() - start)
+        return result
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.counters["calls"] += 1
+            self.counters[what] += 1
+
+    def _finish(self, what: str, latency_s: float) -> None:
+        with self._lock:
+            self.counters["calls"] += 1
+            self.counters[what] += 1
+            self.latency.observe(latency_s)
+            self.observe(latency_s)
+
+
+# ---------------------------------------------------------------- the SimPy study
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Callers sending requests to a dependency, each request making ``calls`` sequential calls
+    (each waiting for ``fanout`` parallel copies), with timeouts, retries, maybe a deadline,
+    hedging or a breaker.
+
+    The default dependency: 4 servers, log-normal service times with mean 20 ms (p50 9 ms,
+    p99 172 ms), 100 requests/s, so the servers are 50 % busy.
+    """
+
+    arrival_rate: float = 100.0
+    arrivals: ArrivalProcess | None = None  # overrides arrival_rate (e.g. a load step)
+    servers: int | None = 4  # None: every call is served at once (no queueing)
+    service: Distribution = field(default_factory=lambda: LogNormal(0.02, 4.0))
+    timeout_s: float | None = 0.2  # per attempt; None waits forever
+    retries: int = 0  # extra attempts after a timeout
+    deadline_s: float | None = None  # for the whole request; None: no deadline
+    calls: int = 1  # sequential calls per request
+    fanout: int = 1  # parallel calls per step, all needed
+    hedge_delay_s: float | None = None  # send a backup copy after this long
+    breaker: BreakerConfig | None = None
+    faults: tuple[FaultWindow, ...] = ()
+    slo_s: float = 0.5  # a later answer does not count as goodput
+    duration_s: float = 60.0
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        check_positive("arrival_rate", self.arrival_rate)
+        if self.servers is not None:
+            check_int("servers", self.servers, 1)
+        if self.timeout_s is not None:
+            check_positive("timeout_s", self.timeout_s)
+        check_int("retries", self.retries, 0)
+        if self.deadline_s is not None:
+            check_positive("deadline_s", self.deadline_s)
+        check_int("calls", self.calls, 1)
+        check_int("fanout", self.fanout, 1)
+        if self.hedge_delay_s is not None:
+            check_non_negative("hedge_delay_s", self.hedge_delay_s)
+            if self.fanout > 1:
+                raise ValueError(f"hedge_delay_s needs fanout = 1 (got fanout={self.fanout})")
+        check_positive("slo_s", self.slo_s)
+        check_positive("duration_s", self.duration_s)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """What one run left behind: a row per request (as the caller saw it), a row per call
+    attempt (``attempts``) and, in the same order, the dependency's row for each attempt
+    (``work``: when it really ran, even after the caller gave up)."""
+
+    scenario: Scenario
+    requests: RequestTable
+    attempts: RequestTable
+    work: RequestTable
+
+
+def simulate(scenario: Scenario) -> Run:
+    """Run the scenario with SimPy; deterministic for a given ``scenario.seed``."""
+    s = scenario
+    rng = np.random.default_rng(s.seed)
+    env = simpy.Environment()
+    dependency = ServerPool(env, s.servers, s.service, rng, faults=FaultSchedule(s.faults))
+    attempts = RequestLog()
+    breaker = None
+    if s.breaker is not None:
+        b = s.breaker
+        breaker = CircuitBreaker(ErrorRate(b.failure_rate_threshold, b.window_s, b.minimum_calls),
+                                 b.sleep_window_s, lambda: env.now, b.half_open_calls)
+
+    def call(timeout_s: float) -> Event:
+        """One attempt with its own timeout (inf: none); a row in ``attempts``."""
+        limit = None if math.isinf(timeout_s) else timeout_s
+        return Client(env, dependency, limit, attempts).call()
+
+    def step(timeout_s: float) -> Generator[Event, Any, int]:
+        """One attempt of one step: a call, a fan-out of calls, or a hedged pair."""
+        if breaker is not None and not breaker.allow():
+            return int(Outcome.REJECTED)
+        if s.fanout > 1:
+            copies = [call(timeout_s) for _ in range(s.fanout)]
+            yield env.all_of(copies)
+            worst = max(int(c.value) for c in copies)  # OK < REJECTED < TIMEOUT < ERROR
+        elif s.hedge_delay_s is not None and s.hedge_delay_s < timeout_s:
+            first = call(timeout_s)
+            yield first | env.timeout(s.hedge_delay_s)
+            copies = [first]
+            if not first.triggered:
+                copies.append(call(timeout_s - s.hedge_delay_s))
+                yield env.any_of(copies)
+            if not any(c.triggered and c.value is Outcome.OK for c in copies):
+                yield env.all_of(copies)
+            ok = any(c.triggered and c.value is Outcome.OK for c in copies)
+            worst = int(Outcome.OK) if ok else max(int(c.value) for c in copies)
+        else:
+            worst = int((yield call(timeout_s)))
+        if breaker is not None:
+            breaker.record(worst == Outcome.OK)
+        return worst
+
+    def request(key: int, cls: int) -> Generator[Event, Any, int]:
+        expires = env.now + (s.deadline_s or math.inf)
+        per_call = s.timeout_s or math.inf
+        for _ in range(s.calls):
+            for _ in range(s.retries + 1):
+                left = expires - env.now
+                if left <= 0:
+                    return int(Outcome.TIMEOUT)
+                outcome = yield from step(min(per_call, left))
+                if outcome in (Outcome.OK, Outcome.REJECTED):
+                    break
+            if outcome != Outcome.OK:
+                return outcome
+        return int(Outcome.OK)
+
+    callers = ServerPool(env, None, request)
+    arrivals = s.arrivals or PoissonArrivals(s.arrival_rate)
+    RequestSource(env, arrivals, callers.submit, rng, horizon_s=s.duration_s)
+    env.run(until=s.duration_s + 5 * (s.deadline_s or s.timeout_s or 1.0) * s.calls)
+    return Run(s, callers.log.table(), attempts.table(), dependency.log.table())
+
+
+def _window(run: Run, start_s: float | None, end_s: float | None) -> tuple[float, float]:
+    return (0.0 if start_s is None else start_s,
+            run.scenario.duration_s if end_s is None else end_s)
+
+
+def summary(run: Run, start_s: float | None = None, end_s: float | None = None) -> dict:
+    """Headline numbers for requests arriving in [start_s, end_s) (default: the whole run).
+
+    - ``latency_p50_s`` ... ``latency_p999_s``: time until the caller had an answer, success or
+      failure (a request still unanswered at the end counts until the end of the run)
+    - ``success_rate``: share of requests answered OK; ``goodput_rps``: OK within ``slo_s``
+    - ``attempt_timeout_rate``: share of call attempts that timed out
+    - ``load_factor``: dependency calls per request (1 = no retries, hedges or fan-out)
+    - ``wasted_work``: share of the dependency's busy time in the window spent on calls whose
+      caller had given up (the dependency never hears that it may stop)
+    - ``utilisation`` of the dependency's servers (with a finite pool)
+    """
+    s = run.scenario
+    start, end = _window(run, start_s, end_s)
+    r, a, w = run.requests, run.attempts, run.work
+    mine = (r.arrival >= start) & (r.arrival < end)
+    stop = max(float(np.nanmax(r.end, initial=end)), end)
+    latency = np.where(np.isnan(r.end), stop, r.end)[mine] - r.arrival[mine]
+    ok = r.outcome[mine] == Outcome.OK
+    tried = (a.arrival >= start) & (a.arrival < end)
+    n = int(mine.sum())
+    began = np.where(np.isnan(w.start), end, np.maximum(w.start, start))
+    busy = np.clip(np.minimum(np.nan_to_num(w.end, nan=end), end) - began, 0.0, None)
+    abandoned = a.outcome == Outcome.TIMEOUT
+    report = {
+        **latency_percentiles(latency),
+        "success_rate": float(ok.mean()) if n else math.nan,
+        "goodput_rps": float((ok & (latency <= s.slo_s)).sum()) / (end - start),
+        "attempt_timeout_rate": float((a.outcome[tried] == Outcome.TIMEOUT).mean())
+        if tried.any() else math.nan,
+        "load_factor": float(tried.sum()) / n if n else math.nan,
+        "wasted_work": float(busy[abandoned].sum() / busy.sum()) if busy.sum() > 0 else 0.0,
+    }
+    if s.servers is not None:
+        report["utilisation"] = float(busy.sum()) / (s.servers * (end - start))
+    return report
+
+
+def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-bin series for a dashboard: p99 of the time to answer (by arrival), goodput
+    (OK within the SLO per second, by answer time), the attempt timeout rate and the load
+    factor (dependency calls per request arriving in the bin)."""
+    s, r, a = run.scenario, run.requests, run.attempts
+    end = s.duration_s
+    stop = max(float(np.nanmax(r.end, initial=end)), end)
+    latency = np.where(np.isnan(r.end), stop, r.end) - r.arrival
+    mids, p99 = per_bin(r.arrival, latency, bin_s, 0.0, end, lambda v: float(np.percentile(v, 99)))
+    good = (r.outcome == Outcome.OK) & (latency <= s.slo_s)
+    _, goodput = rate_over_time(r.end[good], bin_s, 0.0, end)
+    timed_out = (a.outcome == Outcome.TIMEOUT).astype(float)
+    _, timeout_rate = per_bin(a.arrival, timed_out, bin_s, 0.0, end, np.mean)
+    _, calls = rate_over_time(a.arrival, bin_s, 0.0, end)
+    _, arrivals = rate_over_time(r.arrival, bin_s, 0.0, end)
+    return {"time_s": mids, "p99_latency_s": p99, "goodput_rps": goodput,
+            "attempt_timeout_rate": timeout_rate,
+            "load_factor": np.divide(calls, arrivals, out=np.full_like(calls, np.nan),
+                                     where=arrivals > 0)}
+
+
+def sweep(base: Scenario, **grid: list) -> list[tuple[dict, dict]]:
+    """Run ``base`` once per combination of Scenario fields in ``grid``; returns
+    (settings, `summary`) pairs in grid order."""
+    from dataclasses import replace
+    from itertools import product
+
+    names = list(grid)
+    rows = []
+    for values in product(*grid.values()):
+        settings = dict(zip(names, values, strict=True))
+        rows.append((settings, summary(simulate(replace(base, **settings)))))
+    return rows
+
+
+def _labels() -> dict[str, str]:
+    return {
+        "latency_p99_s": "p99 time to answer (s)",
+        "latency_p999_s": "p99.9 time to answer (s)",
+        "attempt_timeout_rate": "attempts timed out (share)",
+        "load_factor": "dependency calls per request",
+        "goodput_rps": "goodput (OK within SLO, req/s)",
+        "success_rate": "requests answered OK (share)",
+        "wasted_work": "dependency time wasted (share)",
+    }
+
+
+def plot_sweep(rows: list[tuple[dict, dict]], x: str, by: str | None = None,
+               metrics: tuple[str, ...] = ("attempt_timeout_rate", "latency_p99_s",
+                                           "load_factor"),
+               xlabel: str | None = None, log_y: tuple[str, ...] = ()):
+    """One panel per metric against setting ``x``, one line per value of ``by``."""
+    import matplotlib.pyplot as plt
+
+    from simulations import plots
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.2),
+                             layout="constrained", squeeze=False)
+    groups = [None] if by is None else list(dict.fromkeys(s[by] for s, _ in rows))
+    labels = _labels()
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        curves = {}
+        for g in groups:
+            chosen = [(s[x], out[metric]) for s, out in rows if by is None or s[by] == g]
+            name = metric if by is None else f"{by} = {g}"
+            curves[name] = ([v for v, _ in chosen], [m for _, m in chosen])
+        plots.tradeoff(curves, xlabel=xlabel or x, ylabel=labels[metric], ax=ax)
+        if metric in log_y:
+            ax.set_yscale("log")
+    return fig
+
+
+def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0):
+    """The monitoring view: p99, goodput, timeout rate and load factor over time, one line per
+    run, fault windows shaded."""
+    from simulations import plots
+
+    series = {label: timeline(run, bin_s) for label, run in runs.items()}
+    times = next(iter(series.values()))["time_s"]
+    labels = _labels()
+    panels = {labels[m] if m != "p99_latency_s" else "p99 time to answer (s)":
+              {label: t[m] for label, t in series.items()}
+              for m in ("p99_latency_s", "goodput_rps", "attempt_timeout_rate", "load_factor")}
+    spans = [(w.start_s, w.end_s) for w in next(iter(runs.values())).scenario.faults]
+    return plots.dashboard(times, panels, windows=spans, window_label="dependency slow")
+
+
+__all__ = [
+    "Deadline", "DeadlineExceeded", "PercentileTimeout", "ProductionTimeout", "Run", "Scenario",
+    "TimeoutConfig", "expected_attempts", "false_timeout_probability",
+    "fanout_timeout_probability", "hedge_rate", "hedged_survival",
+    "per_call_timeout_for_fanout", "plot_dashboard", "plot_sweep", "quantile", "simulate",
+    "summary", "survival", "sweep", "timeline", "timeout_for_false_rate",
+]
