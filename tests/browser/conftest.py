@@ -2,7 +2,8 @@
 
 The server runs from the project's own environment on a free loopback port, with throwaway
 Jupyter config, data, runtime, settings and workspace folders, and serves a temporary copy of
-``notebooks/`` (plus the fixtures here), so nothing a run writes reaches the working tree.
+``notebooks/`` and ``exercises/`` (plus the fixtures here), so nothing a run writes reaches the
+working tree.
 Both are shut down by finalizers even when a test fails.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 from lab_page import LabPage
 
-from course.paths import NOTEBOOKS
+from course.paths import EXERCISES, NOTEBOOKS
 
 collect_ignore_glob = ["fixtures/*"]  # notebooks the browser tests open, not tests themselves
 
@@ -122,7 +123,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "root"
     skip = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-    shutil.copytree(NOTEBOOKS, root / "notebooks", ignore=skip)
+    for folder in (NOTEBOOKS, EXERCISES):  # what a learner opens; lessons link to exercises
+        if folder.exists():
+            shutil.copytree(folder, root / folder.name, ignore=skip)
     shutil.copytree(FIXTURES, root / "fixtures", ignore=skip)
     dirs = {name: home / name for name in ("config", "data", "runtime", "ipython", "settings",
                                            "workspaces")}

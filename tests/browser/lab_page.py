@@ -9,7 +9,6 @@ on the page).
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from course.notebook_files import read_ipynb
 
-RUN_TIMEOUT_MS = 30_000
+RUN_TIMEOUT_MS = 180_000
+SLIDER_TIMEOUT_MS = 60_000
 PLOT = ".jp-OutputArea-output[data-mime-type='image/png'] img"
 MERMAID = ".jp-RenderedMermaid"
 MERMAID_DRAWN = (f"{MERMAID}:not(.jp-mod-warning) svg, "
@@ -34,6 +34,26 @@ _KERNEL_READY = """() => {
     return name && !['', 'No Kernel'].includes(name.textContent.trim())
         && status?.dataset.status === 'idle';
 }"""
+_PLOT_SOURCES = "imgs => imgs.filter(i => i.complete).map(i => i.src).join('\\n')"
+# Notes on the cell when the notebook's kernel goes busy, so a settled slider can be told apart.
+_WATCH_KERNEL = """cell => {
+    const status = cell.closest('.jp-NotebookPanel')
+        .querySelector('.jp-Notebook-ExecutionIndicator');
+    cell.dataset.sawBusy = '';
+    new MutationObserver((_, observer) => {
+        if (status.dataset.status === 'busy') {
+            cell.dataset.sawBusy = 'yes';
+            observer.disconnect();
+        }
+    }).observe(status, {attributes: true});
+}"""
+_REDRAWN_OR_SETTLED = f"""([cell, before]) => {{
+    const now = ({_PLOT_SOURCES})([...cell.querySelectorAll("{PLOT}")]);
+    const status = cell.closest('.jp-NotebookPanel')
+        .querySelector('.jp-Notebook-ExecutionIndicator');
+    return (now && now !== before)
+        || (cell.dataset.sawBusy === 'yes' && status.dataset.status === 'idle');
+}}"""
 # True once Run All has finished: no cell queued or running ([*]) and at least one has run.
 _RUN_FINISHED = """panel => {
     const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
@@ -151,54 +171,80 @@ class LabPage:
         return self.panel.locator(PLOT).evaluate_all(
             "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
 
-    def notebook_links(self) -> list[tuple[str, str]]:
-        """(text, served path) of each rendered Markdown link to another ``.ipynb``."""
-        links = []
-        for anchor in self.panel.locator(".jp-RenderedMarkdown a[href]").all():
-            url = urlsplit(anchor.get_attribute("href"))
-            prefix = urlsplit(self.base_url).path + "/files/"
-            if url.path.startswith(prefix) and url.path.endswith(".ipynb"):
-                links.append((anchor.inner_text(), unquote(url.path.removeprefix(prefix))))
+    def notebook_links(self) -> dict[int, str]:
+        """Each distinct ``.ipynb`` the rendered Markdown links to: {link number: served path}."""
+        prefix = urlsplit(self.base_url).path + "/files/"
+        links: dict[int, str] = {}
+        hrefs = self.panel.locator(".jp-RenderedMarkdown a").evaluate_all(
+            "anchors => anchors.map(a => a.href)")
+        for index, href in enumerate(hrefs):
+            path = urlsplit(href).path
+            target = unquote(path.removeprefix(prefix))
+            if path.startswith(prefix) and path.endswith(".ipynb") and target not in links.values():
+                links[index] = target
         return links
 
-    def open_link(self, text: str, target: str) -> None:
-        """Click a link; JupyterLab must show ``target`` in a new current tab, then close it."""
-        link = self.panel.locator(".jp-RenderedMarkdown a[href]").filter(
-            has_text=re.compile(f"^{re.escape(text)}$")).first
+    def open_link(self, index: int, target: str) -> None:
+        """Click link number ``index``: ``target`` must open in a new current tab (then closed)."""
+        link = self.panel.locator(".jp-RenderedMarkdown a").nth(index)
+        text = link.inner_text()
         link.click()
-        tab = self.page.locator(".lm-TabBar-tab.jp-mod-current").filter(
-            has=self.page.locator(".lm-TabBar-tabLabel", has_text=Path(target).name))
-        tab.wait_for(timeout=30_000)
-        title = tab.get_attribute("title") or ""
-        if f"Path: {target}" not in title:
-            raise AssertionError(f"clicking {text!r} opened {title!r}, not {target}")
+        current = self.page.locator(".lm-DockPanel .lm-TabBar-tab.jp-mod-current")
+        tab = self.page.locator(f".lm-TabBar-tab.jp-mod-current[title*='Path: {target}']")
+        try:
+            tab.wait_for(timeout=30_000)
+        except PlaywrightTimeoutError:
+            shown = current.first.get_attribute("title") if current.count() else None
+            raise AssertionError(f"{self.path}: clicking {text!r} did not open {target} "
+                                 f"(current tab: {shown!r}; dialogs: {self.dialogs() or 'none'})"
+                                 ) from None
         self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.wait_for()
+        # The kernel's start marks the document changed; closing it asks whether to save.
         tab.locator(".lm-TabBar-tabCloseIcon").click()
+        discard = self.page.locator(".jp-Dialog").get_by_role("button", name="Discard")
+        for _ in range(100):  # up to 10 s for the dialog or the tab's closing
+            if discard.is_visible():
+                discard.click()
+            if tab.count() == 0:
+                break
+            self.page.wait_for_timeout(100)
         tab.wait_for(state="detached")
 
     def move_slider(self) -> tuple[str, str]:
-        """Nudge the first slider whose cell shows a plot; return the plot before and after.
+        """Nudge the sliders of the first cell that shows sliders and a plot, one at a time,
+        until the plot is redrawn differently; return the plot's image sources before and after.
 
-        The handle gets focus and arrow keys (right, or left when already at the maximum), as
-        a keyboard user would; then wait until the cell's plot image is redrawn.
+        A slider gets focus and three arrow presses (left when it is at its maximum), as a
+        keyboard user would do. A slider may leave the plot as it was (its effect can be nil
+        at the other defaults), so the next one is tried once the kernel has handled the change.
         """
         cell = self.panel.locator(".jp-CodeCell").filter(
             has=self.page.locator(".widget-slider")).filter(has=self.page.locator(PLOT)).first
-        handle = cell.locator(".widget-slider [role='slider']").first
-        images = cell.locator(PLOT)
-        before = "\n".join(images.evaluate_all("imgs => imgs.map(i => i.src)"))
-        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
-        handle.focus()
-        for _ in range(3):
-            handle.press("ArrowLeft" if at_max else "ArrowRight")
-        self.page.wait_for_function(
-            "([cell, before]) => { const imgs = [...cell.querySelectorAll("
-            f"\"{PLOT}\")]; return imgs.length > 0 && imgs.every(i => i.complete) && "
-            "imgs.map(i => i.src).join('\\n') !== before; }",
-            arg=[cell.element_handle(), before],
-            timeout=30_000,
-        )
-        return before, "\n".join(images.evaluate_all("imgs => imgs.map(i => i.src)"))
+        cell.wait_for(timeout=10_000)
+        before = cell.locator(PLOT).evaluate_all(_PLOT_SOURCES)
+        sliders = cell.locator(".widget-slider")
+        tried = []
+        for index in range(sliders.count()):
+            slider = sliders.nth(index)
+            handle = slider.locator("[role='slider']").first
+            tried.append(slider.locator(".widget-label").inner_text().strip() or f"#{index}")
+            at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+            cell.evaluate(_WATCH_KERNEL)
+            handle.focus()
+            for _ in range(3):
+                handle.press("ArrowLeft" if at_max else "ArrowRight")
+            try:
+                self.page.wait_for_function(_REDRAWN_OR_SETTLED, timeout=SLIDER_TIMEOUT_MS,
+                                            arg=[cell.element_handle(), before])
+            except PlaywrightTimeoutError:
+                raise AssertionError(
+                    f"{self.path}: moving slider {tried[-1]!r} neither redrew the plot nor made "
+                    f"the kernel run within {SLIDER_TIMEOUT_MS // 1000} s") from None
+            after = cell.locator(PLOT).evaluate_all(_PLOT_SOURCES)
+            if after != before:
+                return before, after
+        raise AssertionError(f"{self.path}: the plot stayed the same after moving each slider "
+                             f"({', '.join(tried)})")
 
     def screenshot(self, path: Path) -> None:
         """The whole notebook in one image: grow the viewport to the notebook's full height."""

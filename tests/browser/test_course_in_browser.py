@@ -14,34 +14,29 @@ from pathlib import Path
 
 import pytest
 
+from course.lessons import discover, start_page
 from course.notebook_files import read_ipynb, read_markdown
 from course.paths import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ROOT / "test-artifacts" / "browser"
-START_PAGE = "index"
+START_PAGE = start_page().stem
 SLIDER_LESSONS = ("resilience/circuit-breaker", "foundations/queueing-basics")
 MERMAID_FENCE = re.compile(r"^(```|~~~)\s*mermaid\s*$", re.MULTILINE)
 IMPORTS_SIMULATIONS = re.compile(r"^\s*(import|from)\s+simulations\b", re.MULTILINE)
 
 
-def is_complete(lesson: str) -> bool:
-    """Whether ``notebooks/<lesson>.md`` exists and its front matter says status: complete."""
-    path = NOTEBOOKS / f"{lesson}.md"
-    return path.exists() and read_markdown(path).metadata.get("lesson", {}).get(
-        "status") == "complete"
+def complete_lessons() -> list[str]:
+    """Slugs (``folder/name``) of the lessons whose front matter says status: complete."""
+    lessons, _problems = discover()  # unusable files are course validate's to report
+    return [lesson.slug for lesson in lessons if lesson.status == "complete"]
 
 
 def course_notebooks() -> list[str]:
     """The start page (when it exists) and every complete lesson, as paths under notebooks/."""
-    lessons = sorted(
-        str(path.relative_to(NOTEBOOKS).with_suffix("")).replace("\\", "/")
-        for path in NOTEBOOKS.glob("*/*.md")
-        if ".ipynb_checkpoints" not in path.parts
-    )
-    start = [START_PAGE] if (NOTEBOOKS / f"{START_PAGE}.md").exists() else []
-    return start + [lesson for lesson in lessons if is_complete(lesson)]
+    start = [START_PAGE] if start_page().exists() else []
+    return start + complete_lessons()
 
 
 def digest(path: Path) -> str:
@@ -64,7 +59,7 @@ def run_and_check(open_notebook, served_path: str, source: Path):
     page = open_notebook(served_path)
     page.run_all()
     page.save()
-    slug = served_path.removesuffix(".ipynb").replace("/", "-")
+    slug = served_path.removeprefix("notebooks/").removesuffix(".ipynb").replace("/", "-")
     page.screenshot(SCREENSHOTS / f"{slug}.png")
     name = f"{served_path} (screenshot test-artifacts/browser/{slug}.png)"
 
@@ -95,18 +90,18 @@ def test_notebook_runs_in_jupyterlab(open_notebook, notebook):
 
 
 def test_start_page_links_open_their_lessons(open_notebook):
-    if not (NOTEBOOKS / f"{START_PAGE}.ipynb").exists():
-        pytest.skip(f"no start page yet (notebooks/{START_PAGE}.ipynb)")
+    if not start_page().exists():
+        pytest.skip(f"no start page yet ({start_page().relative_to(ROOT)})")
     page = open_notebook(f"notebooks/{START_PAGE}.ipynb")
     links = page.notebook_links()
-    if any(path.stem != START_PAGE for path in NOTEBOOKS.glob("*/*.ipynb")):
+    if complete_lessons():
         assert links, f"notebooks/{START_PAGE}.ipynb links to no lesson, but lessons exist"
-    for text, target in links:
-        page.open_link(text, target)
+    for index, target in links.items():
+        page.open_link(index, target)
 
 
 @pytest.mark.parametrize("lesson", [next(
-    (lesson for lesson in SLIDER_LESSONS if is_complete(lesson)), None)])
+    (lesson for lesson in SLIDER_LESSONS if lesson in complete_lessons()), None)])
 def test_lesson_slider_redraws_its_plot(open_notebook, lesson):
     if lesson is None:
         pytest.skip("no complete lesson with sliders yet: needs notebooks/"
