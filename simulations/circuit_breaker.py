@@ -9,22 +9,47 @@ answer as fallback), trying the phone again now and then.
 
 This module holds the closed-form side of that story (Little's law for the clerks on hold, a
 binomial model for false alarms and a fluid model for how fast a real outage is noticed) and the
-SimPy model that checks it.
+SimPy model that checks it, built from the toolkit: the clerks are a ``ServerPool``, the phone
+call a ``Client`` with a timeout, the other office a ``ServerPool`` with a ``FaultSchedule``, and
+the breaker one more ``Service`` in between.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import Event, Timeout
 
 from simulations.breakers import BreakerConfig, CircuitBreaker, Clock, ErrorRate, State
+from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, LogNormal
-from simulations.errors import check_int, check_non_negative, check_positive, check_probability
+from simulations.errors import (
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_probability,
+)
+from simulations.experiments import aggregate
+from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow
+from simulations.metrics import (
+    goodput_over_time,
+    latency_percentiles,
+    occupancy,
+    per_bin,
+    rate_over_time,
+    summarize,
+    time_average,
+)
 from simulations.records import Outcome, RequestLog, RequestTable
+from simulations.servers import ServerPool, Service
 from simulations.theory import littles_law
 from simulations.workloads import PoissonArrivals
 
@@ -142,7 +167,9 @@ class Scenario:
 
 @dataclass(frozen=True, eq=False)
 class Run:
-    """What one run left behind: a row per request, the breaker's transitions, the fallbacks."""
+    """What one run left behind: the caller's row per request, whose outcome is how its
+    dependency call ended (OK, TIMEOUT, ERROR, or REJECTED by the breaker); which of the failed
+    or refused ones a fallback answered; the breaker's transitions."""
 
     scenario: Scenario
     requests: RequestTable
@@ -160,126 +187,127 @@ def make_breaker(config: BreakerConfig, clock: Clock) -> CircuitBreaker:
     return CircuitBreaker(policy, config.sleep_window_s, clock, config.half_open_calls)
 
 
-def simulate(scenario: Scenario) -> Run:
-    """Run the scenario with SimPy; deterministic for a given ``scenario.seed``.
+class BreakerService:
+    """A ``Service`` that sends each call through ``breaker`` to ``service``.
 
-    Every request's arrival, healthy dependency latency and baseline failure are drawn up front
-    from the seed, so runs that differ only in the breaker see exactly the same traffic.
+    An allowed call goes on, and its outcome is recorded when it ends (only OK is a success). A
+    refused call never reaches ``service``: it comes back REJECTED after ``fast_fail_s``.
+    """
+
+    def __init__(self, env: simpy.Environment, service: Service, breaker: CircuitBreaker,
+                 fast_fail_s: float = 0.0) -> None:
+        self.env, self.service, self.breaker = env, service, breaker
+        self.fast_fail_s = check_non_negative("fast_fail_s", fast_fail_s)
+
+    def call(self, key: int = -1, cls: int = -1) -> Event:
+        if not self.breaker.allow():
+            return Timeout(self.env, self.fast_fail_s, Outcome.REJECTED)
+        answer = self.service.call(key, cls)
+        answer.callbacks.append(lambda event: self.breaker.record(event.value == Outcome.OK))
+        return answer
+
+
+def simulate(scenario: Scenario, rng: np.random.Generator | None = None) -> Run:
+    """Run the scenario with SimPy; deterministic for a given ``scenario.seed`` (or ``rng``).
+
+    Every request's arrival, healthy dependency latency and baseline failure are drawn up front,
+    so runs that differ only in the breaker see exactly the same traffic. The caller's workers
+    are a ``ServerPool`` whose handler does the local work and then calls the dependency through
+    a ``Client`` with the timeout (and the breaker, if any); the dependency is a ``ServerPool``
+    with the outage as its ``FaultSchedule``.
     """
     s = scenario
-    rng = np.random.default_rng(s.seed)
-    arrivals = PoissonArrivals(s.arrival_rate).times(rng, horizon=s.duration_s)
-    latency = np.asarray(s.dependency.sample(rng, len(arrivals)), dtype=float)
-    healthy_fails = rng.random(len(arrivals)) < s.baseline_error_rate
+    rng = np.random.default_rng(s.seed) if rng is None else rng
+    env = simpy.Environment()
+    # A request's key is its row number in the callers' log: the dependency looks up its latency.
+    source = RequestSource(env, PoissonArrivals(s.arrival_rate),
+                           lambda _key, _cls: callers.submit(len(callers.log)), rng,
+                           horizon_s=s.duration_s)
+    n = len(source.times)
+    latency = np.asarray(s.dependency.sample(rng, n), dtype=float)
+    fails = rng.random(n) < s.baseline_error_rate
     faults = FaultSchedule([s.outage] if s.outage else [])
 
-    env = simpy.Environment()
-    pool = simpy.Resource(env, capacity=s.workers)
-    log = RequestLog(expected=len(arrivals) + 1)
-    fallback = np.zeros(len(arrivals), dtype=bool)
+    def answer(key: int, _cls: int):
+        """The dependency's work; the pool itself hangs or fails fast in those fault windows."""
+        window = faults.active(env.now)
+        took = latency[key]
+        if window is not None and window.kind == "slow":  # the pool stretches only sampled times
+            took = took * window.slow_factor + window.slow_add_s
+        yield env.timeout(took)
+        return Outcome.ERROR if fails[key] else Outcome.OK
+
+    dependency = ServerPool(env, None, answer, faults=faults, log=RequestLog(n + 1))
+    client = Client(env, dependency, s.timeout_s, log=RequestLog(n + 1))
     breaker = make_breaker(s.breaker, lambda: env.now) if s.breaker else None
+    guarded = client if breaker is None else BreakerService(env, client, breaker, s.fast_fail_s)
+    fallback = np.zeros(n, dtype=bool)
 
-    def call_dependency(i: int) -> tuple[float, Outcome]:
-        """How long the call holds the worker and how it ends, given the fault schedule."""
-        fault = faults.active(env.now)
-        if fault is not None and fault.kind == "hang":
-            return s.timeout_s, Outcome.TIMEOUT
-        if fault is not None and fault.kind == "error":
-            return min(fault.error_delay_s, s.timeout_s), Outcome.ERROR
-        took = latency[i] if fault is None else latency[i] * fault.slow_factor + fault.slow_add_s
-        if took > s.timeout_s:
-            return s.timeout_s, Outcome.TIMEOUT
-        return took, Outcome.ERROR if healthy_fails[i] else Outcome.OK
+    def work(key: int, cls: int):
+        """One worker's job: local work, then the dependency call; a fallback covers a failure."""
+        yield env.timeout(s.local_work_s)
+        outcome = yield guarded.call(key, cls)
+        fallback[key] = s.fallback and outcome != Outcome.OK
+        return outcome
 
-    def request(i: int):
-        row = log.add(env.now)
-        with pool.request() as turn:
-            yield turn
-            log.started(row, env.now)
-            yield env.timeout(s.local_work_s)
-            if breaker is None or breaker.allow():
-                took, outcome = call_dependency(i)
-                yield env.timeout(took)
-                if breaker is not None:
-                    breaker.record(outcome is Outcome.OK)
-            else:
-                yield env.timeout(s.fast_fail_s)
-                outcome = Outcome.REJECTED
-            if outcome is not Outcome.OK and s.fallback:
-                fallback[row], outcome = True, Outcome.OK
-            log.finished(row, env.now, outcome)
-
-    def source():
-        previous = 0.0
-        for i, t in enumerate(arrivals):
-            yield env.timeout(t - previous)
-            previous = t
-            env.process(request(i))
-
-    env.process(source())
+    callers = ServerPool(env, s.workers, work, log=RequestLog(n + 1))
     env.run(until=s.duration_s)
-    return Run(s, log.table(), fallback, breaker.transitions if breaker else [])
+    return Run(s, callers.log.table(), fallback, breaker.transitions if breaker else [])
 
 
-def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
-    """Per-bin metrics for a dashboard: p99 latency (by completion time), goodput (fresh answers
-    within the SLO per second), fallback answers and refusals per second, and the time-average
-    number of busy workers (each request holds a worker from ``start`` to ``end``)."""
-    r, s = run.requests, run.scenario
-    edges = np.arange(0.0, s.duration_s + bin_s / 2, bin_s)
-    done = ~np.isnan(r.end)
-    which = np.digitize(r.end[done], edges) - 1
-    lat = r.latency[done]
-    ok = r.outcome[done] == Outcome.OK
-    fresh = ok & ~run.fallback[: len(r)][done]
-    n = len(edges) - 1
-    p99 = np.full(n, np.nan)
-    for b in range(n):
-        in_bin = lat[which == b]
-        if len(in_bin):
-            p99[b] = np.percentile(in_bin, 99)
-
-    def per_second(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(which[mask], minlength=n)[:n] / bin_s
-
-    start = np.where(np.isnan(r.start), s.duration_s, r.start)
-    end = np.where(np.isnan(r.end), s.duration_s, r.end)
-    overlap = np.clip(np.minimum(end[:, None], edges[None, 1:])
-                      - np.maximum(start[:, None], edges[None, :-1]), 0, None)
-    return {
-        "time_s": edges[:-1] + bin_s / 2,
-        "p99_latency_s": p99,
-        "goodput_rps": per_second(fresh & (lat <= s.slo_s)),
-        "fallback_rps": per_second(run.fallback[: len(r)][done]),
-        "rejected_rps": per_second(r.outcome[done] == Outcome.REJECTED),
-        "busy_workers": overlap.sum(axis=0) / bin_s,
-    }
+# ---------------------------------------------------------------- metrics from the records
 
 
 def busy_workers_between(run: Run, start_s: float, end_s: float) -> float:
-    """Time-average number of busy workers over [start_s, end_s) (exact, from the records)."""
-    r, s = run.requests, run.scenario
-    start = np.where(np.isnan(r.start), s.duration_s, r.start)
-    end = np.where(np.isnan(r.end), s.duration_s, r.end)
-    held = np.clip(np.minimum(end, end_s) - np.maximum(start, start_s), 0, None)
-    return float(held.sum() / (end_s - start_s))
+    """Time-average number of busy workers over [start_s, end_s): exact, since a request holds
+    a worker from its ``start`` to its ``end`` (to the end of the run if still in service)."""
+    r = run.requests
+    return time_average(*occupancy(r.start, r.end), start_s, end_s)
+
+
+def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-bin metrics for a dashboard: p99 latency of the answers given in each bin (every
+    outcome counts: a timeout or refusal is the answer the user got), goodput (fresh answers
+    within the SLO per second), fallback answers and breaker refusals per second, and the
+    time-average number of busy workers."""
+    r, end_s = run.requests, run.scenario.duration_s
+    done = ~np.isnan(r.end)
+    time_s, p99 = per_bin(r.end[done], r.latency[done], bin_s, 0.0, end_s,
+                          lambda v: float(np.percentile(v, 99)))
+    edges = np.minimum(np.arange(len(time_s) + 1) * bin_s, end_s)
+    held = occupancy(r.start, r.end)
+    return {
+        "time_s": time_s,
+        "p99_latency_s": p99,
+        "goodput_rps": goodput_over_time(r, bin_s, 0.0, end_s, slo_s=run.scenario.slo_s)[1],
+        "fallback_rps": rate_over_time(r.end[run.fallback], bin_s, 0.0, end_s)[1],
+        "rejected_rps": rate_over_time(r.end[r.has(Outcome.REJECTED)], bin_s, 0.0, end_s)[1],
+        "busy_workers": np.array([time_average(*held, lo, hi) for lo, hi in pairwise(edges)]),
+    }
 
 
 def summary(run: Run, start_s: float | None = None, end_s: float | None = None) -> dict:
     """Headline numbers for requests arriving in [start_s, end_s); by default the outage and
-    the 10 s after it (the recovery, where the sleep window matters)."""
+    the 10 s after it (the recovery, where the sleep window matters).
+
+    ``p99_latency_s`` counts every request (a request still unanswered at the end waited until
+    then); ``goodput_rps`` only fresh answers within the SLO; ``rejected`` the calls the breaker
+    refused; ``failed`` the requests left with an error (refused, timed out or failed, with no
+    fallback); ``fallbacks`` those answered from the fallback.
+    """
     s, r = run.scenario, run.requests
     if start_s is None or end_s is None:
         start_s, end_s = ((s.outage.start_s, min(s.outage.end_s + 10, s.duration_s))
                           if s.outage else (0.0, s.duration_s))
     part = (r.arrival >= start_s) & (r.arrival < end_s)
-    lat = np.where(np.isnan(r.latency), s.duration_s - r.arrival, r.latency)[part]
-    fresh = (r.outcome == Outcome.OK)[part] & ~run.fallback[part] & (lat <= s.slo_s)
+    waited = np.where(np.isnan(r.latency), s.duration_s - r.arrival, r.latency)
+    answered_badly = r.has(Outcome.REJECTED, Outcome.TIMEOUT, Outcome.ERROR) & ~run.fallback
     return {
-        "p99_latency_s": float(np.percentile(lat, 99)) if len(lat) else math.nan,
-        "goodput_rps": float(fresh.sum() / (end_s - start_s)),
-        "rejected": int((r.outcome[part] == Outcome.REJECTED).sum()),
-        "fallbacks": int(run.fallback[part].sum()),
+        "p99_latency_s": latency_percentiles(waited[part], [99])["latency_p99_s"],
+        "goodput_rps": summarize(r, start_s=start_s, end_s=end_s, slo_s=s.slo_s)["goodput_per_s"],
+        "rejected": int((part & r.has(Outcome.REJECTED)).sum()),
+        "failed": int((part & answered_badly).sum()),
+        "fallbacks": int((part & run.fallback).sum()),
         "busy_workers": busy_workers_between(run, start_s, end_s),
         "trips": run.trips,
     }
@@ -309,62 +337,85 @@ LABELS = {
     "p99_latency_s": "p99 latency (s)",
     "goodput_rps": "goodput (req/s)",
     "busy_workers": "busy workers",
-    "rejected_rps": "fast-failed (req/s)",
+    "rejected_rps": "refused by the breaker (req/s)",
     "fallback_rps": "fallback answers (req/s)",
+    "rejected": "calls refused",
+    "failed": "requests left with an error",
+    "fallbacks": "fallback answers",
+    "trips": "breaker trips",
 }
+TIMELINE_METRICS = ("p99_latency_s", "goodput_rps", "fallback_rps", "rejected_rps", "busy_workers")
+SETTINGS = {
+    "failure_rate_threshold": "failure-rate threshold θ",
+    "window_s": "window W (s)",
+    "minimum_calls": "minimum calls in the window",
+    "sleep_window_s": "sleep window (s)",
+    "half_open_calls": "trial calls when half-open",
+}
+SWEEP_METRICS = ("p99_latency_s", "goodput_rps", "busy_workers", "rejected", "failed", "trips")
 
 
-def sweep(base: Scenario, **grid: list) -> list[tuple[dict, dict]]:
-    """Run ``base`` once per combination of breaker settings in ``grid`` (BreakerConfig field
-    -> values); returns (settings, `summary` over the outage) pairs."""
-    names = list(grid)
-    rows = []
-    for values in np.array(np.meshgrid(*grid.values(), indexing="ij")).reshape(len(names), -1).T:
-        settings = {n: (int(v) if n in ("minimum_calls", "half_open_calls") else float(v))
-                    for n, v in zip(names, values, strict=True)}
+def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[dict[str, Any]]:
+    """Run ``base`` at every combination of the breaker settings in ``grid`` (BreakerConfig
+    field -> values) with the toolkit's ``sweep`` and ``aggregate`` the `summary` of each setting
+    over ``replications`` runs: one row per setting with the mean of each metric and its 95 %
+    interval half-width under ``<metric>_ci`` (NaN with one run). Every setting sees the same
+    traffic (common random numbers)."""
+    for name in grid:
+        check_choice("sweep setting", name, SETTINGS)
+
+    def model(rng: np.random.Generator, **settings: Any) -> dict:
         config = replace(base.breaker or BreakerConfig(), **settings)
-        rows.append((settings, summary(simulate(replace(base, breaker=config)))))
-    return rows
+        return summary(simulate(replace(base, breaker=config), rng))
+
+    rows = sweep_grid(model, grid, seed=base.seed, replications=replications)
+    return aggregate(rows, by=list(grid), metrics=SWEEP_METRICS)
 
 
 def plot_dashboard(runs: dict[str, Run],
-                   metrics: tuple[str, ...] = ("p99_latency_s", "goodput_rps", "busy_workers"),
-                   bin_s: float = 1.0):
-    """Small multiples over time, one panel per metric, one line per run, outage shaded."""
-    import matplotlib.pyplot as plt
+                   metrics: Sequence[str] = ("p99_latency_s", "goodput_rps", "busy_workers"),
+                   bin_s: float = 1.0) -> list:
+    """Small multiples over time (``plots.dashboard``): one panel per metric of `timeline`, one
+    line per run, the outage of the first run shaded. The runs must share their duration."""
+    from simulations import plots
 
-    fig, axes = plt.subplots(len(metrics), 1, sharex=True, figsize=(8, 2.2 * len(metrics)),
-                             squeeze=False)
-    for label, run in runs.items():
-        series = timeline(run, bin_s)
-        for ax, metric in zip(axes[:, 0], metrics, strict=True):
-            ax.plot(series["time_s"], series[metric], label=label)
+    for metric in metrics:
+        check_choice("metric", metric, TIMELINE_METRICS)
+    series = {label: timeline(run, bin_s) for label, run in runs.items()}
     outage = next(iter(runs.values())).scenario.outage
-    for ax, metric in zip(axes[:, 0], metrics, strict=True):
-        if outage is not None:
-            ax.axvspan(outage.start_s, outage.end_s, color="tab:red", alpha=0.1,
-                       label=f"outage ({outage.kind})")
-        ax.set_ylabel(LABELS[metric])
-    axes[0, 0].legend(loc="upper left", fontsize="small")
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    return fig
+    return plots.dashboard(
+        next(iter(series.values()))["time_s"],
+        {LABELS[m]: {label: values[m] for label, values in series.items()} for m in metrics},
+        windows=[(outage.start_s, outage.end_s)] if outage else [],
+        window_label=f"outage ({outage.kind})" if outage else "fault window",
+    )
 
 
-def plot_sweep(rows: list[tuple[dict, dict]], x: str, by: str,
-               metrics: tuple[str, ...] = ("p99_latency_s", "goodput_rps")):
-    """One panel per outcome metric against breaker setting ``x``, one line per value of ``by``."""
+def plot_sweep(rows: list[dict[str, Any]], x: str, by: str,
+               metrics: Sequence[str] = ("p99_latency_s", "goodput_rps")) -> list:
+    """One panel per metric against breaker setting ``x`` (``plots.tradeoff``), one line per
+    value of ``by``, with 95 % interval bars when the rows average several replications."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
-    for group in sorted({settings[by] for settings, _ in rows}):
-        chosen = [(s[x], out) for s, out in rows if s[by] == group]
-        for ax, metric in zip(axes[0], metrics, strict=True):
-            ax.plot([v for v, _ in chosen], [out[metric] for _, out in chosen], "o-",
-                    label=f"{by} = {group:g}")
+    from simulations import plots
+
+    _, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False,
+                           layout="constrained")
+    groups = sorted({row[by] for row in rows})
     for ax, metric in zip(axes[0], metrics, strict=True):
-        ax.set_xlabel(x)
-        ax.set_ylabel(LABELS[metric] + " during the outage")
-    axes[0, 0].legend(fontsize="small")
-    fig.tight_layout()
-    return fig
+        chosen = {g: [row for row in rows if row[by] == g] for g in groups}
+        ax.set_prop_cycle(color=plots.COLORS)
+        plots.tradeoff(
+            {f"{SETTINGS.get(by, by)} = {g:g}": ([row[x] for row in part],
+                                                 [row[metric] for row in part])
+             for g, part in chosen.items()},
+            xlabel=SETTINGS.get(x, x),
+            ylabel=f"{LABELS.get(metric, metric)}, outage + 10 s",
+            ax=ax,
+        )
+        for line, part in zip(ax.lines, chosen.values(), strict=True):
+            ci = np.array([row.get(metric + "_ci", math.nan) for row in part], dtype=float)
+            if np.isfinite(ci).any():
+                ax.errorbar([row[x] for row in part], [row[metric] for row in part], yerr=ci,
+                            fmt="none", color=line.get_color(), capsize=3)
+    return list(axes[0])
