@@ -18,8 +18,9 @@ API map (all re-exported here):
   ``.times(rng, n=, horizon=)`` and ``.rate_at(t)``; ``ZipfKeys(n_keys, alpha)``
 - records: ``Outcome`` (IN_FLIGHT, OK, REJECTED, TIMEOUT, ERROR), ``RequestLog`` (columnar,
   written during a run), ``RequestTable`` (its finished copy: ``latency``, ``wait``, ``select``)
-- servers: ``ServerPool`` (c servers, FIFO, capacity K, service distribution or handler;
-  ``submit`` / ``call``), ``Service`` protocol (``call(key, cls) -> Event`` of an Outcome)
+- servers: ``ServerPool`` (c servers, capacity K, service distribution or handler;
+  ``submit`` / ``call``; ``discipline`` "fifo" (default), "priority" or "preemptive" by class),
+  ``Service`` protocol (``call(key, cls) -> Event`` of an Outcome)
 - clients: ``RequestSource`` (replays arrivals into ``send(key, cls)``), ``Client`` (caller with
   a timeout), ``ClosedLoopUsers`` (users who think, call and wait)
 - faults: ``FaultWindow`` (error / hang / slow in [start, end)), ``FaultSchedule``
