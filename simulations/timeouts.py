@@ -197,8 +197,11 @@ class PercentileTimeout:
     """A timeout set from measured latency: the (1 − ``false_timeout_rate``) percentile of the
     last ``window`` observations, times ``padding``, clamped to [``min_s``, ``max_s``].
 
-    Until ``min_samples`` latencies have been seen it answers ``initial_s``. A timed-out call
-    should be observed as the timeout it hit (a lower bound of its latency).
+    Until ``min_samples`` latencies have been seen it answers ``initial_s``. Observe answered
+    calls only: a timed-out call's latency is unknown, and counting it as the timeout would
+    ratchet the timeout up by ``padding`` whenever more than ``false_timeout_rate`` of calls
+    hang. Answers slower than the timeout are never seen, so ``padding`` > 1 is what lets the
+    timeout grow when the dependency gets slower.
     """
 
     def __init__(self, false_timeout_rate: float = 0.001, window: int = 1000,
@@ -307,7 +310,8 @@ class ProductionTimeout(PercentileTimeout):
             self.counters["calls"] += 1
             self.counters[what] += 1
             self.latency.observe(latency_s)
-            self.observe(latency_s)
+            if what == "successes":
+                self.observe(latency_s)
 
 
 # ---------------------------------------------------------------- the SimPy study
