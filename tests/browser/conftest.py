@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab_page import LabPage
 
 from course.paths import EXERCISES, NOTEBOOKS
 
@@ -81,7 +80,11 @@ class Lab:
     def end_sessions(self) -> None:
         """Shut down every kernel session, so the next notebook starts with a fresh kernel."""
         for session in self.api("GET", "sessions"):
-            self.api("DELETE", f"sessions/{session['id']}")
+            try:
+                self.api("DELETE", f"sessions/{session['id']}")
+            except urllib.error.HTTPError as error:
+                if error.code != 404:  # 404: it ended by itself (its tab was closed) meanwhile
+                    raise
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -197,8 +200,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
 
 @pytest.fixture
-def open_notebook(lab: Lab, browser):
+def open_notebook(browser, lab: Lab):
     """Open a notebook (path relative to the served root) in a new page of the browser."""
+    from lab_page import LabPage  # imports playwright, which ``browser`` has checked for
+
     pages: list[LabPage] = []
 
     def open_(path: str) -> LabPage:
