@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulations.distributions import Distribution
 from simulations.errors import check_choice, check_non_negative, check_positive, check_range
 
 __all__ = ["FAULT_KINDS", "FaultSchedule", "FaultWindow"]
@@ -80,6 +81,33 @@ class FaultSchedule:
                 return cls(windows)
             length = rng.exponential(down)
             windows.append(FaultWindow(t, t + length, kind, **window_options))
+            t += length
+
+    @classmethod
+    def alternating(
+        cls,
+        rng: np.random.Generator,
+        up: Distribution,
+        down: Distribution,
+        horizon_s: float,
+        kind: str = "error",
+        **window_options: float,
+    ) -> FaultSchedule:
+        """Up times drawn from ``up`` alternating with outages drawn from ``down`` (any
+        distributions, e.g. Weibull-like ``LogNormal`` lifetimes), until ``horizon_s``.
+
+        The run starts up; an outage of zero length is skipped. ``window_options`` go to every
+        window, as in `random_outages`.
+        """
+        horizon = check_positive("horizon_s", horizon_s)
+        windows, t = [], 0.0
+        while True:
+            t += float(up.sample(rng))
+            if t >= horizon:
+                return cls(windows)
+            length = float(down.sample(rng))
+            if length > 0:
+                windows.append(FaultWindow(t, t + length, kind, **window_options))
             t += length
 
     def active(self, now: float) -> FaultWindow | None:

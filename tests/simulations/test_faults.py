@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import simpy
 
-from simulations.distributions import Deterministic
+from simulations.distributions import Deterministic, Exponential
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.records import Outcome
 from simulations.servers import ServerPool
@@ -67,6 +67,18 @@ def test_random_outages_alternate_within_the_horizon() -> None:
     assert 100 < len(a.windows) < 300  # about 10,000 / 55 cycles
     assert all(w.kind == "slow" and w.slow_factor == 4.0 for w in a.windows)
     assert all(w.start_s < 10_000.0 for w in a.windows)
+
+
+def test_alternating_windows_follow_the_given_distributions() -> None:
+    rng = np.random.default_rng(2)
+    schedule = FaultSchedule.alternating(rng, Deterministic(9.0), Deterministic(1.0), 100.0,
+                                         kind="hang")
+    assert schedule.spans() == [(9.0 + 10.0 * k, 10.0 + 10.0 * k) for k in range(10)]
+    assert all(w.kind == "hang" for w in schedule.windows)
+    long = FaultSchedule.alternating(np.random.default_rng(3), Exponential(90.0),
+                                     Exponential(10.0), 1_000_000.0)
+    down = sum(end - start for start, end in long.spans())
+    assert down / 1_000_000.0 == pytest.approx(0.1, abs=0.01)  # 10 / (90 + 10), ~1e4 cycles
 
 
 @pytest.mark.parametrize(
