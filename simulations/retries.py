@@ -271,7 +271,7 @@ class ProductionRetrier(Retrier):
             if attempts < self.max_attempts:
                 self._count("budget_refusals")
             return None
-        if self.clock() + wait > self._call.deadline:
+        if self.clock() + wait > getattr(self._call, "deadline", math.inf):  # inf outside call
             self._count("deadline_stops")
             return None
         with self._lock:
