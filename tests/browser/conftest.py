@@ -135,8 +135,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     for folder in dirs.values():
         folder.mkdir()
     _write_settings(dirs["settings"])
+    inherited = {key: value for key, value in os.environ.items()
+                 if key not in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH")}  # the user's extra dirs
     env = {
-        **os.environ,
+        **inherited,
         "JUPYTER_CONFIG_DIR": str(dirs["config"]),
         "JUPYTER_DATA_DIR": str(dirs["data"]),
         "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),

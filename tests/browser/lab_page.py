@@ -114,7 +114,7 @@ class LabPage:
                                         timeout=RUN_TIMEOUT_MS)
         except PlaywrightTimeoutError:
             raise AssertionError(self._stuck_message()) from None
-        self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+        self.panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
 
     def _stuck_message(self) -> str:
         cells = self.panel.locator(".jp-Cell").evaluate_all("""cells => cells.map(c => [
@@ -210,13 +210,14 @@ class LabPage:
             self.page.wait_for_timeout(100)
         tab.wait_for(state="detached")
 
-    def move_slider(self) -> tuple[str, str]:
+    def move_slider(self, screenshot: Path) -> tuple[str, str]:
         """Nudge the sliders of the first cell that shows sliders and a plot, one at a time,
         until the plot is redrawn differently; return the plot's image sources before and after.
 
         A slider gets focus and three arrow presses (left when it is at its maximum), as a
         keyboard user would do. A slider may leave the plot as it was (its effect can be nil
         at the other defaults), so the next one is tried once the kernel has handled the change.
+        The cell, redrawn, is saved as ``screenshot``.
         """
         cell = self.panel.locator(".jp-CodeCell").filter(
             has=self.page.locator(".widget-slider")).filter(has=self.page.locator(PLOT)).first
@@ -242,6 +243,14 @@ class LabPage:
                     f"the kernel run within {SLIDER_TIMEOUT_MS // 1000} s") from None
             after = cell.locator(PLOT).evaluate_all(_PLOT_SOURCES)
             if after != before:
+                # Later presses may still be redrawing: let the kernel settle for the picture.
+                self.panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+                self.page.wait_for_timeout(500)
+                size = self.page.viewport_size  # tall enough for the whole cell
+                height = max(size["height"], int(cell.bounding_box()["height"]) + 200)
+                self.page.set_viewport_size({"width": size["width"], "height": height})
+                cell.screenshot(path=screenshot)
+                self.page.set_viewport_size(size)
                 return before, after
         raise AssertionError(f"{self.path}: the plot stayed the same after moving each slider "
                              f"({', '.join(tried)})")

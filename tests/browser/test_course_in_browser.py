@@ -116,7 +116,7 @@ def test_lesson_slider_redraws_its_plot(open_notebook, lesson):
                     + " or notebooks/".join(f"{name}.md" for name in SLIDER_LESSONS)
                     + " with status: complete")
     page = run_and_check(open_notebook, f"notebooks/{lesson}.ipynb", NOTEBOOKS / f"{lesson}.md")
-    before, after = page.move_slider()
+    before, after = page.move_slider(SCREENSHOTS / f"{lesson.replace('/', '-')}-slider.png")
     assert after != before
 
 
@@ -127,7 +127,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def test_fixture_slider_redraws_plot(open_notebook):
     page = run_and_check(open_notebook, "fixtures/widget-plot.ipynb", FIXTURES / "widget-plot.md")
     assert page.plot_count() == 1
-    before, after = page.move_slider()
+    before, after = page.move_slider(SCREENSHOTS / "fixtures-widget-plot-slider.png")
     assert after.startswith("data:image/png") and after != before
 
 
