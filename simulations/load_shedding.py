@@ -499,9 +499,9 @@ def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0) -> list:
     series = {label: timeline(run, bin_s) for label, run in runs.items()}
     first = next(iter(series.values()))
     panels: dict[str, dict[str, np.ndarray]] = {
-        "requests (req/s)": {"offered": first["offered_rps"],
-                             "capacity cμ": first["capacity_rps"],
-                             **{f"goodput, {k}": v["goodput_rps"] for k, v in series.items()}}}
+        "offered, capacity,\ngoodput (req/s)": {
+            "offered": first["offered_rps"], "capacity cμ": first["capacity_rps"],
+            **{k: v["goodput_rps"] for k, v in series.items()}}}
     for metric in ("shed_rps", "critical_p99_s", "estimated_wait_s"):
         panels[DASHBOARD[metric]] = {f"{k}": v[metric] for k, v in series.items()}
     surge = next(iter(runs.values())).scenario.surge
