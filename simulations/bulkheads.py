@@ -19,6 +19,7 @@ hand-made bulkhead can be compared with the standard library's semaphores.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -34,7 +35,8 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
 
-__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError", "ProductionBulkhead", "replay"]
+__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError", "ProductionBulkhead", "replay",
+           "replay_asyncio"]
 
 
 class BulkheadFullError(RuntimeError):
@@ -195,4 +197,30 @@ def replay(operations: Iterable[str], acquire: Callable[[], bool],
         elif held:
             release()
             held -= 1
+    return decisions
+
+
+def replay_asyncio(operations: Iterable[str], limit: int) -> list[bool]:
+    """`replay` against an ``asyncio.Semaphore(limit)`` used as a bulkhead: a call acquires
+    only when a permit is free (``await acquire()`` then returns at once) and is refused
+    otherwise. Runs in an event loop on a thread of its own, so it also works where a loop is
+    already running, as in a notebook."""
+    check_int("limit", limit, low=1)
+    operations, decisions = list(operations), []
+
+    def run() -> None:
+        loop, semaphore = asyncio.new_event_loop(), asyncio.Semaphore(limit)
+        try:
+            decisions.extend(replay(
+                operations,
+                lambda: not semaphore.locked() and loop.run_until_complete(semaphore.acquire()),
+                semaphore.release))
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        raise RuntimeError("replay_asyncio: the event loop thread did not finish in 10 s")
     return decisions

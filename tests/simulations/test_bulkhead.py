@@ -3,7 +3,6 @@ semaphores, the isolation study, and Erlang B / Erlang C / the fluid model again
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from simulations.bulkheads import (
     BulkheadFullError,
     ProductionBulkhead,
     replay,
+    replay_asyncio,
 )
 from simulations.faults import FaultWindow
 from simulations.metrics import confidence_interval
@@ -188,17 +188,9 @@ def test_admit_decisions_agree_with_the_standard_library_semaphores(limit, opera
     ours = Bulkhead(limit, clock=FakeClock())
     bounded = threading.BoundedSemaphore(limit)
 
-    semaphore, loop = asyncio.Semaphore(limit), asyncio.new_event_loop()
-
-    def acquire_without_waiting() -> bool:  # refuse when no permit is free, as a bulkhead does
-        return not semaphore.locked() and loop.run_until_complete(semaphore.acquire())
-
     expected = replay(operations, lambda: bounded.acquire(blocking=False), bounded.release)
     assert replay(operations, ours.try_acquire, ours.release) == expected
-    try:
-        assert replay(operations, acquire_without_waiting, semaphore.release) == expected
-    finally:
-        loop.close()
+    assert replay_asyncio(operations, limit) == expected
 
 
 # ---------------------------------------------------------------- the study
