@@ -345,18 +345,21 @@ def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[
     return aggregate(rows, by=list(grid), metrics=SWEEP_METRICS)
 
 
-def plot_tradeoff(curves: dict[str, list[dict[str, Any]]], label_by: str,
+def plot_tradeoff(curves: dict[str, list[dict[str, Any]]],
                   theory: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None):
     """Mean detection time (x) against false suspicions per hour (y, log), one line per
-    detector family, each point labelled with its ``label_by`` setting."""
+    detector family (rows of `sweep`), each point labelled with the setting it swept."""
     from simulations import plots
+
+    def label(row: dict[str, Any]) -> str:
+        return ", ".join(f"{row[name]:g}" for name in SETTINGS if name in row)
 
     ax = plots.tradeoff(
         {name: ([r["detection_s"] for r in rows], [r["mistake_rate_per_h"] for r in rows])
          for name, rows in curves.items()},
         xlabel="mean detection time after a crash (s)",
         ylabel="false suspicions per hour",
-        annotations={name: [f"{r[label_by]:g}" for r in rows] for name, rows in curves.items()},
+        annotations={name: [label(r) for r in rows] for name, rows in curves.items()},
     )
     for name, (x, y) in (theory or {}).items():
         ax.plot(x, y, label=name, **plots.THEORY)
@@ -416,7 +419,7 @@ def simulate_failover(scenario: Scenario, arrival_rate: float = 20.0, call_timeo
     env.run(until=scenario.duration_s)
     table = callers.log.table()
     return FailoverRun(scenario, table, np.isin(np.arange(len(table)), callers.service.diverted),
-                       list(link.suspicions))
+                       list(link.suspicions) if detect else [])
 
 
 class _Router:
