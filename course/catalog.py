@@ -122,12 +122,15 @@ def text_listing(lessons: list[Lesson]) -> str:
         return "No lessons yet."
     lines: list[str] = []
     folder = None
+    slug_width = max(len(lesson.slug) for lesson in lessons)
+    title_width = max(len(lesson.title) for lesson in lessons)
     for lesson in ordered(lessons):
         if lesson.folder != folder:
             folder = lesson.folder
             lines.append(("\n" if lines else "") + folder)
         lines.append(
-            f"  {lesson.slug:<45} {lesson.title:<40} {_field(lesson, 'difficulty'):<12} "
+            f"  {lesson.slug:<{slug_width}}  {lesson.title:<{title_width}}  "
+            f"{_field(lesson, 'difficulty'):<12} "
             f"{_minutes(lesson):>7}  {lesson.status}"
         )
     return "\n".join(lines)
