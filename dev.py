@@ -48,6 +48,8 @@ def lab(extra: list[str]) -> int:
     ensure_environment()
     start_page = "notebooks/index.ipynb"
     cmd = [str(BIN / "jupyter"), "lab", start_page, *extra]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines run as root
+        cmd.append("--allow-root")
     return subprocess.call(cmd, cwd=ROOT)
 
 
