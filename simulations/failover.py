@@ -685,6 +685,7 @@ def plot_availability(rows: dict[str, list[dict[str, Any]]],
         ax.errorbar(n, u, yerr=[row["availability_ci"] for row in table], fmt="o", capsize=3,
                     label=label)
     ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("replicas n")
     ax.set_ylabel("unavailability 1 − A (share of time down)")
     ax.legend(fontsize="small")
