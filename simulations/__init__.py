@@ -36,8 +36,8 @@ API map (all re-exported here):
   ``python -m simulations``
 - plots (import as ``from simulations import plots``, to keep matplotlib out of plain imports):
   ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.dashboard`` (metrics
-  stacked over time), ``plots.tradeoff``,
-  ``plots.new_axes``
+  stacked over time), ``plots.tradeoff``, ``plots.sweep_panels`` (a sweep, one panel per metric,
+  with interval bars), ``plots.new_axes``
 
 Example, an M/M/4 queue at 90 % load::
 

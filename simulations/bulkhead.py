@@ -412,24 +412,10 @@ def plot_dashboard(runs: dict[str, Run], tenants: Sequence[str] = TENANTS,
 def plot_sweep(rows: list[dict[str, Any]], x: str, by: str, xlabel: str,
                metrics: Sequence[str] = ("latency_p99_s", "rejected_share"),
                tenant: str = "healthy tenant") -> list:
-    """One panel per metric against setting ``x`` (``plots.tradeoff``), one line per value of
-    ``by``, with 95 % interval bars when the rows average several replications."""
-    import matplotlib.pyplot as plt
-
+    """One panel per metric against setting ``x``, one line per value of ``by``
+    (``plots.sweep_panels``), with 95 % interval bars when the rows average replications."""
     from simulations import plots
 
-    _, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.4), squeeze=False,
-                           layout="constrained")
-    groups = list(dict.fromkeys(row[by] for row in rows))
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        ax.set_prop_cycle(color=plots.COLORS)
-        chosen = {g: [row for row in rows if row[by] == g] for g in groups}
-        plots.tradeoff({f"{by} = {g}": ([row[x] for row in part], [row[metric] for row in part])
-                        for g, part in chosen.items()},
-                       xlabel=xlabel, ylabel=f"{LABELS.get(metric, metric)}, {tenant}", ax=ax)
-        for line, part in zip(ax.lines, chosen.values(), strict=True):
-            ci = np.array([row.get(metric + "_ci", math.nan) for row in part], dtype=float)
-            if np.isfinite(ci).any():
-                ax.errorbar([row[x] for row in part], [row[metric] for row in part], yerr=ci,
-                            fmt="none", color=line.get_color(), capsize=3)
-    return list(axes[0])
+    return plots.sweep_panels(rows, x=x, by=by, metrics=metrics, xlabel=xlabel,
+                              ylabels={m: f"{LABELS.get(m, m)}, {tenant}" for m in metrics},
+                              group_label=lambda g: f"{by} = {g}")

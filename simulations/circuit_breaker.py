@@ -393,29 +393,13 @@ def plot_dashboard(runs: dict[str, Run],
 
 def plot_sweep(rows: list[dict[str, Any]], x: str, by: str,
                metrics: Sequence[str] = ("p99_latency_s", "goodput_rps")) -> list:
-    """One panel per metric against breaker setting ``x`` (``plots.tradeoff``), one line per
-    value of ``by``, with 95 % interval bars when the rows average several replications."""
-    import matplotlib.pyplot as plt
-
+    """One panel per metric against breaker setting ``x``, one line per value of ``by``
+    (``plots.sweep_panels``), with 95 % interval bars when the rows average replications."""
     from simulations import plots
 
-    _, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False,
-                           layout="constrained")
-    groups = sorted({row[by] for row in rows})
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        chosen = {g: [row for row in rows if row[by] == g] for g in groups}
-        ax.set_prop_cycle(color=plots.COLORS)
-        plots.tradeoff(
-            {f"{SETTINGS.get(by, by)} = {g:g}": ([row[x] for row in part],
-                                                 [row[metric] for row in part])
-             for g, part in chosen.items()},
-            xlabel=SETTINGS.get(x, x),
-            ylabel=f"{LABELS.get(metric, metric)}, outage + 10 s",
-            ax=ax,
-        )
-        for line, part in zip(ax.lines, chosen.values(), strict=True):
-            ci = np.array([row.get(metric + "_ci", math.nan) for row in part], dtype=float)
-            if np.isfinite(ci).any():
-                ax.errorbar([row[x] for row in part], [row[metric] for row in part], yerr=ci,
-                            fmt="none", color=line.get_color(), capsize=3)
-    return list(axes[0])
+    return plots.sweep_panels(
+        sorted(rows, key=lambda row: row[by]), x=x, by=by, metrics=metrics,
+        xlabel=SETTINGS.get(x, x),
+        ylabels={m: f"{LABELS.get(m, m)}, outage + 10 s" for m in metrics},
+        group_label=lambda g: f"{SETTINGS.get(by, by)} = {g:g}", panel_size=(4.2, 3.4),
+    )

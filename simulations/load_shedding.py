@@ -455,32 +455,23 @@ def sweep(loads: Sequence[float], policies: Sequence[str] = tuple(POLICIES),
 def plot_sweep(rows: list[dict[str, Any]],
                metrics: Sequence[str] = ("goodput_rps", "critical_success", "critical_p99_s"),
                capacity_rps: float | None = None) -> list:
-    """One panel per metric against offered load, one line per policy; goodput panels get the
-    ideal min(λ, cμ) line when ``capacity_rps`` is given."""
-    import matplotlib.pyplot as plt
-
+    """One panel per metric against offered load, one line per policy (``plots.sweep_panels``,
+    95 % interval bars when rows average replications); goodput panels get the ideal
+    min(λ, cμ) line when ``capacity_rps`` is given."""
     from simulations import plots
 
     for metric in metrics:
         check_choice("metric", metric, SWEEP_METRICS)
-    _, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False,
-                           layout="constrained")
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        plots.new_axes(ax).set_prop_cycle(color=plots.COLORS)
-        for policy in dict.fromkeys(row["policy"] for row in rows):
-            mine = [row for row in rows if row["policy"] == policy]
-            ci = [row[metric + "_ci"] for row in mine]
-            plots.latency_vs_load([row["offered_load"] for row in mine],
-                                  [row[metric] for row in mine], label=policy, ax=ax,
-                                  ci=None if any(math.isnan(c) for c in ci) else ci,
-                                  xlabel="offered load ρ = λ / (c μ)", ylabel=LABELS[metric],
-                                  log_y=metric == "critical_p99_s")
+    axes = plots.sweep_panels(rows, x="offered_load", by="policy", metrics=metrics,
+                              xlabel="offered load ρ = λ / (c μ)", ylabels=LABELS,
+                              log_y=("critical_p99_s",), panel_size=(4.4, 3.6))
+    for ax, metric in zip(axes, metrics, strict=True):
         if metric == "goodput_rps" and capacity_rps is not None:
             loads = sorted({row["offered_load"] for row in rows})
             ax.plot(loads, [min(x, 1.0) * capacity_rps for x in loads],
                     label="ideal: min(λ, cμ)", **plots.THEORY)
         ax.legend(fontsize="small")
-    return list(axes[0])
+    return axes
 
 
 DASHBOARD = {

@@ -8,14 +8,15 @@ grey. Each function takes data (arrays or tables) and returns the matplotlib ``A
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["COLORS", "cdf", "dashboard", "latency_vs_load", "new_axes", "time_series",
-           "tradeoff"]
+__all__ = ["COLORS", "cdf", "dashboard", "latency_vs_load", "new_axes", "sweep_panels",
+           "time_series", "tradeoff"]
 
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 """Okabe-Ito colours, distinguishable with common colour-vision deficiencies."""
@@ -114,20 +115,73 @@ def tradeoff(
     xlabel: str,
     ylabel: str,
     annotations: Mapping[str, Sequence[str]] | None = None,
+    ci: Mapping[str, Sequence[float]] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Trade-off frontiers: one line of points per option, each point a parameter setting.
 
-    ``annotations[name]`` labels the points of that curve (e.g. ``["T=0.1 s", "T=1 s"]``).
+    ``annotations[name]`` labels the points of that curve (e.g. ``["T=0.1 s", "T=1 s"]``);
+    ``ci[name]`` gives each point's interval half-width, drawn as bars in the curve's colour
+    (NaN: no bar at that point).
     """
     ax = new_axes(ax)
     for name, (x, y) in curves.items():
-        ax.plot(x, y, marker="o", markersize=4, label=name)
+        (line,) = ax.plot(x, y, marker="o", markersize=4, label=name)
+        half = np.asarray((ci or {}).get(name, ()), dtype=float)
+        if np.isfinite(half).any():
+            ax.errorbar(x, y, yerr=half, fmt="none", color=line.get_color(), capsize=3)
         for text, xi, yi in zip((annotations or {}).get(name, ()), x, y, strict=False):
             ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend()
     return ax
+
+
+def sweep_panels(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    x: str,
+    by: str | None,
+    metrics: Sequence[str],
+    xlabel: str,
+    ylabels: Mapping[str, str],
+    group_label: Callable[[Any], str] = str,
+    log_y: Collection[str] = (),
+    panel_size: tuple[float, float] = (4.4, 3.4),
+) -> list[Axes]:
+    """A parameter sweep side by side: one panel per metric against setting ``x``.
+
+    ``rows`` are a sweep's table (e.g. from ``experiments.aggregate``); each panel draws one
+    line per value of column ``by`` (in first-seen order, named ``group_label(value)``; one
+    line for all rows if ``by`` is None) with ``tradeoff``, and 95 % interval bars wherever
+    the rows carry ``<metric>_ci``. ``ylabels[metric]`` is the panel's y label (with units);
+    panels whose metric is in ``log_y`` get a log y axis.
+    """
+    if not rows or not metrics:
+        raise ValueError(f"sweep_panels needs rows and metrics (got {len(rows)} rows, "
+                         f"metrics {list(metrics)})")
+    for column in [x, *([by] if by is not None else []), *metrics]:
+        if column not in rows[0]:
+            raise ValueError(f"column must be one of {', '.join(rows[0])} (got {column!r})")
+    missing = [m for m in metrics if m not in ylabels]
+    if missing:
+        raise ValueError(f"ylabels must name every metric (missing {', '.join(missing)})")
+    width, height = panel_size
+    _, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height),
+                           squeeze=False, layout="constrained")
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(None if by is None else row[by], []).append(row)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ax.set_prop_cycle(color=COLORS)
+        curves = {group_label(g): ([row[x] for row in part], [row[metric] for row in part])
+                  for g, part in groups.items()}
+        ci = {group_label(g): [row.get(metric + "_ci", np.nan) for row in part]
+              for g, part in groups.items()}
+        tradeoff(curves, xlabel=xlabel, ylabel=ylabels[metric], ci=ci, ax=ax)
+        if metric in log_y:
+            ax.set_yscale("log")
+    return list(axes[0])
 
 
 def dashboard(

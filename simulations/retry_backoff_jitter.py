@@ -399,29 +399,16 @@ def plot_dashboard(runs: dict[str, Run], metrics: Sequence[str] = TIMELINE_METRI
 def plot_load_sweep(rows: list[dict[str, Any]],
                     metrics: Sequence[str] = ("goodput_fraction", "amplification",
                                               "p99_latency_s")) -> list:
-    """One panel per metric against offered load, one line per policy (``plots.tradeoff``),
-    with 95 % interval bars when rows average several replications."""
-    import matplotlib.pyplot as plt
-
+    """One panel per metric against offered load, one line per policy (``plots.sweep_panels``),
+    with 95 % interval bars when rows average several replications; one legend, in the first
+    panel."""
     from simulations import plots
 
-    _, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False,
-                           layout="constrained")
-    names = list(dict.fromkeys(row["policy_name"] for row in rows))
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        ax.set_prop_cycle(color=plots.COLORS)
-        chosen = {n: [row for row in rows if row["policy_name"] == n] for n in names}
-        plots.tradeoff({n: ([row["load"] for row in part], [row[metric] for row in part])
-                        for n, part in chosen.items()},
-                       xlabel=LABELS["load"], ylabel=LABELS[metric], ax=ax)
-        for line, part in zip(ax.lines, chosen.values(), strict=True):
-            ci = np.array([row.get(metric + "_ci", math.nan) for row in part], dtype=float)
-            if np.isfinite(ci).any():
-                ax.errorbar([row["load"] for row in part], [row[metric] for row in part],
-                            yerr=ci, fmt="none", color=line.get_color(), capsize=3)
-        if metric != metrics[0]:
-            ax.get_legend().remove()
-    return list(axes[0])
+    axes = plots.sweep_panels(rows, x="load", by="policy_name", metrics=metrics,
+                              xlabel=LABELS["load"], ylabels=LABELS, panel_size=(4.4, 3.6))
+    for ax in axes[1:]:
+        ax.get_legend().remove()
+    return axes
 
 
 # ---------------------------------------------------------------- the thundering herd

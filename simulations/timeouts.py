@@ -533,25 +533,15 @@ def plot_sweep(rows: list[tuple[dict, dict]], x: str, by: str | None = None,
                metrics: tuple[str, ...] = ("attempt_timeout_rate", "latency_p99_s",
                                            "load_factor"),
                xlabel: str | None = None, log_y: tuple[str, ...] = ()):
-    """One panel per metric against setting ``x``, one line per value of ``by``."""
-    import matplotlib.pyplot as plt
-
+    """One panel per metric against setting ``x``, one line per value of ``by``
+    (``plots.sweep_panels``); returns the figure."""
     from simulations import plots
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.2),
-                             layout="constrained", squeeze=False)
-    groups = [None] if by is None else list(dict.fromkeys(s[by] for s, _ in rows))
-    labels = _labels()
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        curves = {}
-        for g in groups:
-            chosen = [(s[x], out[metric]) for s, out in rows if by is None or s[by] == g]
-            name = metric if by is None else f"{by} = {g}"
-            curves[name] = ([v for v, _ in chosen], [m for _, m in chosen])
-        plots.tradeoff(curves, xlabel=xlabel or x, ylabel=labels[metric], ax=ax)
-        if metric in log_y:
-            ax.set_yscale("log")
-    return fig
+    axes = plots.sweep_panels([{**settings, **out} for settings, out in rows], x=x, by=by,
+                              metrics=metrics, xlabel=xlabel or x, ylabels=_labels(),
+                              group_label=lambda g: "simulated" if by is None else f"{by} = {g}",
+                              log_y=log_y, panel_size=(4.0, 3.2))
+    return axes[0].figure
 
 
 def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0):

@@ -77,3 +77,70 @@ def test_dashboard_stacks_panels_on_one_time_axis_with_one_legend() -> None:
     assert axes[-1].get_xlabel() == "time (s)" and axes[0].get_xlabel() == ""
     with pytest.raises(ValueError, match="at least one panel"):
         plots.dashboard(t, {})
+
+
+def test_tradeoff_draws_interval_bars_only_where_given() -> None:
+    ax = plots.tradeoff({"a": ([1, 2], [1.0, 2.0]), "b": ([1, 2], [3.0, 4.0])},
+                        xlabel="x (s)", ylabel="y (s)",
+                        ci={"a": [0.1, np.nan], "b": [np.nan, np.nan]})
+    assert _legend(ax) == ["a", "b"]  # bars add no legend entries
+    (bars,) = ax.collections  # only curve "a" has a finite half-width
+    assert bars.get_segments()[0].tolist() == [[1.0, 0.9], [1.0, 1.1]]
+    assert bars.get_color().tolist() == [list(matplotlib.colors.to_rgba(ax.lines[0].get_color()))]
+
+
+def _curves(ax) -> list:
+    return [line for line in ax.lines if not line.get_label().startswith("_")]
+
+
+def _sweep_rows(ci: bool) -> list[dict[str, float | str]]:
+    rows = []
+    for policy in ("none", "jitter"):
+        for load in (0.5, 0.9, 1.2):
+            row: dict[str, float | str] = {"policy": policy, "load": load,
+                                           "p99_s": load * 2, "goodput_rps": 10 / load}
+            if ci:
+                row |= {"p99_s_ci": 0.1, "goodput_rps_ci": 0.5}
+            rows.append(row)
+    return rows
+
+
+def test_sweep_panels_one_panel_per_metric_one_line_per_group() -> None:
+    ylabels = {"p99_s": "p99 latency (s)", "goodput_rps": "goodput (req/s)"}
+    axes = plots.sweep_panels(_sweep_rows(ci=True), x="load", by="policy",
+                              metrics=["p99_s", "goodput_rps"], xlabel="offered load ρ",
+                              ylabels=ylabels,
+                              group_label=lambda g: f"policy = {g}", log_y=["p99_s"])
+    assert len(axes) == 2 and len(axes[0].figure.axes) == 2
+    assert [ax.get_ylabel() for ax in axes] == ["p99 latency (s)", "goodput (req/s)"]
+    assert all(ax.get_xlabel() == "offered load ρ" for ax in axes)
+    assert [ax.get_yscale() for ax in axes] == ["log", "linear"]
+    for ax in axes:
+        assert _legend(ax) == ["policy = none", "policy = jitter"]
+        assert [line.get_color() for line in _curves(ax)] == list(plots.COLORS[:2])
+        assert len(ax.collections) == 2  # one set of interval bars per line
+    jitter = _curves(axes[1])[1]
+    assert jitter.get_xdata().tolist() == [0.5, 0.9, 1.2]
+    assert jitter.get_ydata().tolist() == pytest.approx([20.0, 10 / 0.9, 10 / 1.2])
+
+
+def test_sweep_panels_without_ci_columns_or_groups_draws_no_bars() -> None:
+    rows = _sweep_rows(ci=False)
+    axes = plots.sweep_panels(rows, x="load", by=None, metrics=["p99_s"], xlabel="load",
+                              ylabels={"p99_s": "p99 latency (s)"}, group_label=lambda _: "all")
+    assert len(axes) == 1 and _legend(axes[0]) == ["all"]
+    assert len(axes[0].lines) == 1 and len(axes[0].lines[0].get_xdata()) == len(rows)
+    assert len(axes[0].collections) == 0
+
+
+def test_sweep_panels_names_bad_input() -> None:
+    rows = _sweep_rows(ci=False)
+    with pytest.raises(ValueError, match="'latency_s'"):
+        plots.sweep_panels(rows, x="load", by="policy", metrics=["latency_s"], xlabel="load",
+                           ylabels={"latency_s": "latency (s)"})
+    with pytest.raises(ValueError, match="missing goodput_rps"):
+        plots.sweep_panels(rows, x="load", by="policy", metrics=["p99_s", "goodput_rps"],
+                           xlabel="load", ylabels={"p99_s": "p99 latency (s)"})
+    with pytest.raises(ValueError, match="needs rows and metrics"):
+        plots.sweep_panels([], x="load", by="policy", metrics=["p99_s"], xlabel="load",
+                           ylabels={"p99_s": "p99 latency (s)"})
