@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course.notebook_files import NotebookError, read_markdown, relative
+from course.notebook_files import NotebookError, read_front_matter, relative
 from course.paths import CATEGORIES, LESSON_FOLDERS, ROOT
 
 FOUNDATIONS = "foundations"
@@ -94,10 +94,9 @@ def load_lesson(path: Path) -> Lesson:
             f"(allowed: {', '.join(LESSON_FOLDERS)})"
         )
     try:
-        nb = read_markdown(path)
+        metadata = read_front_matter(path).get(FRONT_MATTER_KEY)
     except NotebookError as error:
         raise LessonError(str(error)) from None
-    metadata = nb.metadata.get(FRONT_MATTER_KEY)
     if not isinstance(metadata, dict):
         raise LessonError(
             f"{relative(path)}: no '{FRONT_MATTER_KEY}' front matter "

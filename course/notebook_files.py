@@ -12,18 +12,19 @@ import datetime
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jupytext
-import nbformat
-from jupytext.config import JupytextConfiguration
+import yaml
 
 from course.paths import ROOT
+
+if TYPE_CHECKING:  # nbformat and jupytext are slow to import: functions import them when used
+    import nbformat
 
 MYST = "md:myst"
 # Metadata kept in both files, as jupytext.toml says (JupyterLab saves pairs by the same rule);
 # jupytext's version stamps are dropped so diffs stay clean.
 METADATA_FILTER = tomllib.loads((ROOT / "jupytext.toml").read_text())["notebook_metadata_filter"]
-_CONFIG = JupytextConfiguration(notebook_metadata_filter=METADATA_FILTER)
 _STAMPS = ("jupytext_version", "format_version")
 
 
@@ -43,8 +44,32 @@ def twin_of(path: Path) -> Path:
     return path.with_suffix(".ipynb" if path.suffix == ".md" else ".md")
 
 
+def read_front_matter(path: Path) -> dict:
+    """Only the YAML block at the top of a MyST notebook: fast (no jupytext), for the catalog
+    and the lesson card."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError) as error:
+        raise NotebookError(f"{relative(path)}: cannot read ({error})") from None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---" or "---" not in (line.strip() for line in lines[1:]):
+        return {}
+    end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
+    try:
+        metadata = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as error:
+        reason = " ".join(str(error).split())
+        raise NotebookError(f"{relative(path)}: front matter is not valid YAML ({reason})") \
+            from None
+    if not isinstance(metadata, dict):
+        raise NotebookError(f"{relative(path)}: front matter is not a YAML mapping")
+    return _dates_as_text(metadata)
+
+
 def read_markdown(path: Path) -> nbformat.NotebookNode:
     """Read a MyST Markdown notebook, with deterministic cell ids and no version stamps."""
+    import jupytext
+
     try:
         nb = jupytext.read(path, fmt=MYST)
     except FileNotFoundError:
@@ -58,6 +83,8 @@ def read_markdown(path: Path) -> nbformat.NotebookNode:
 
 def read_ipynb(path: Path) -> nbformat.NotebookNode:
     """Read an ``.ipynb`` file; any JSON or schema problem becomes a one-line NotebookError."""
+    import nbformat
+
     try:
         return nbformat.read(path, as_version=4)
     except FileNotFoundError:
@@ -69,6 +96,8 @@ def read_ipynb(path: Path) -> nbformat.NotebookNode:
 
 def ipynb_text(nb: nbformat.NotebookNode) -> str:
     """The committed form of a twin: outputs and execution counts cleared."""
+    import nbformat
+
     nb = copy.deepcopy(nb)
     _normalise(nb)
     for cell in nb.cells:
@@ -80,9 +109,13 @@ def ipynb_text(nb: nbformat.NotebookNode) -> str:
 
 def markdown_text(nb: nbformat.NotebookNode) -> str:
     """The MyST Markdown form of a notebook, keeping the lesson metadata."""
+    import jupytext
+    from jupytext.config import JupytextConfiguration
+
     nb = copy.deepcopy(nb)
     _normalise(nb)
-    return jupytext.writes(nb, fmt=MYST, config=_CONFIG)
+    config = JupytextConfiguration(notebook_metadata_filter=METADATA_FILTER)
+    return jupytext.writes(nb, fmt=MYST, config=config)
 
 
 def write_pair(nb: nbformat.NotebookNode, md_path: Path) -> None:
@@ -105,6 +138,8 @@ def _dates_as_text(value: object) -> object:
 
 
 def _normalise(nb: nbformat.NotebookNode) -> None:
+    import nbformat
+
     nb.metadata = nbformat.from_dict(_dates_as_text(nb.metadata))
     text_repr = nb.metadata.get("jupytext", {}).get("text_representation", {})
     for stamp in _STAMPS:

@@ -59,7 +59,7 @@ def test_list_exits_1_when_a_lesson_cannot_be_read(course, capsys):
     (course.root / "notebooks" / "caching").mkdir()
     (course.root / "notebooks" / "caching" / "bad.md").write_text("---\nlesson: [\n---\n")
     assert catalog.run(course.args(markdown=False)) == 1
-    assert "bad.md: not a readable MyST notebook" in capsys.readouterr().err
+    assert "bad.md: front matter is not valid YAML" in capsys.readouterr().err
 
 
 def test_learning_paths_link_existing_lessons_and_mark_planned_ones(course):

@@ -224,7 +224,7 @@ def test_broken_files_get_one_line_each_and_the_rest_are_still_checked(course):
     assert set(broken) == {"bad-json", "no-twin", "bad-yaml", "no-meta", "roses"}
     assert "bad-json.ipynb: not a valid notebook" in broken["bad-json"]
     assert "no-twin.md: no .ipynb twin" in broken["no-twin"]
-    assert "bad-yaml.md: not a readable MyST notebook" in broken["bad-yaml"]
+    assert "bad-yaml.md: front matter is not valid YAML" in broken["bad-yaml"]
     assert "no 'lesson' front matter" in broken["no-meta"]
     assert "unknown lesson folder 'gardening'" in broken["roses"]
     assert all("\n" not in line for line in broken.values())
