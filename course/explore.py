@@ -59,5 +59,7 @@ def _make_controls(
                              "(use (min, max, step), a list of choices, a bool, or a widget)")
         if not getattr(widget, "description", ""):
             widget.description = name
+        if hasattr(widget, "style") and hasattr(widget.style, "description_width"):
+            widget.style.description_width = "initial"  # show the whole parameter name
         made[name] = widget
     return made
