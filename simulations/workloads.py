@@ -74,8 +74,8 @@ def _poisson_window(rng: np.random.Generator, rate: float, span: float) -> np.nd
     return np.sort(rng.random(count) * span)
 
 
-class PoissonArrivals(ArrivalProcess):
-    """Independent customers arriving at ``rate`` per second (exponential gaps, the "M")."""
+class _SteadyRate(ArrivalProcess):
+    """An arrival process whose rate never changes."""
 
     def __init__(self, rate: float) -> None:
         self.rate = check_positive("rate", rate)
@@ -85,6 +85,10 @@ class PoissonArrivals(ArrivalProcess):
 
     def _guess_rate(self) -> float:
         return self.rate
+
+
+class PoissonArrivals(_SteadyRate):
+    """Independent customers arriving at ``rate`` per second (exponential gaps, the "M")."""
 
     def _window(self, rng: np.random.Generator, span: float) -> np.ndarray:
         return _poisson_window(rng, self.rate, span)
@@ -97,17 +101,8 @@ class PoissonArrivals(ArrivalProcess):
         return super().times(rng, n, horizon)
 
 
-class ConstantArrivals(ArrivalProcess):
+class ConstantArrivals(_SteadyRate):
     """One arrival exactly every ``1/rate`` seconds, the first at ``1/rate`` (the "D")."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = check_positive("rate", rate)
-
-    def rate_at(self, t: np.ndarray | float) -> np.ndarray:
-        return np.full(np.shape(t), self.rate)
-
-    def _guess_rate(self) -> float:
-        return self.rate
 
     def _window(self, rng: np.random.Generator, span: float) -> np.ndarray:
         t = np.arange(1, math.ceil(span * self.rate) + 1) / self.rate
