@@ -56,8 +56,8 @@ def lab(extra: list[str]) -> int:
 NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]
 
 CHECKS = [
-    ("lint", ["-m", "ruff", "check", "course", "simulations", "tests", "benchmarks", "dev.py",
-              *NOTEBOOK_DIRS]),
+    ("lint", ["-m", "ruff", "check", "course", "patterns", "simulations", "tests", "benchmarks",
+              "dev.py", *NOTEBOOK_DIRS]),
     ("notebook twins in sync", ["-m", "course", "sync", "--check"]),
     ("student exercises up to date", ["-m", "course", "assign", "--check"]),
     ("lessons valid", ["-m", "course", "validate"]),

@@ -104,7 +104,14 @@ def card(slug: str, root: Path | None = None) -> LessonCard:
 
 
 def show_card(slug: str, root: Path | None = None) -> None:
-    """Display the card of lesson ``slug``: HTML in Jupyter, text everywhere else."""
+    """Display the card of lesson ``slug``: HTML in Jupyter, text everywhere else.
+
+    Being every lesson's first cell, it also applies the course's plot style
+    (``simulations.plots.use_style``), so every figure of the lesson has it.
+    """
+    from simulations.plots import use_style  # matplotlib only once a lesson runs
+
+    use_style()
     lesson_card = card(slug, root)
     try:
         from IPython import get_ipython

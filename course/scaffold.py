@@ -1,10 +1,14 @@
 """``course new <category>/<slug>``: start a new lesson from the course's templates.
 
-Like a new notebook bought with the chapter headings already printed, the command writes
+Like a new notebook bought with the chapter headings already printed, the command writes one
+file in each of the lesson's five trees (``course.paths.code_paths``):
 ``notebooks/<category>/<slug>.md`` (the pattern template's five levels as a MyST notebook, with
-front matter, the lesson card cell and a mermaid block; status ``stub``, dated today) and
+front matter, the lesson card cell and a mermaid block; status ``stub``, dated today),
 ``solutions/<category>/<slug>.md`` (one example exercise in nbgrader markup), each with its
-``.ipynb`` twin. The templates live in ``course/templates/``. It never overwrites anything.
+``.ipynb`` twin, and the Python modules ``patterns/<package>/<module>.py`` (the pattern's class),
+``simulations/<package>/<module>.py`` (its study) and ``tests/<package>/test_<module>.py``, with
+the packages' ``__init__.py`` where the category is new. The templates live in
+``course/templates/``. It never overwrites anything.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 from pathlib import Path
 
 from course.notebook_files import read_markdown, relative, write_pair
-from course.paths import CATEGORIES, ROOT, TEMPLATE_DIR
+from course.paths import CATEGORIES, ROOT, TEMPLATE_DIR, code_paths, python_name
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -59,12 +63,17 @@ def title_of(name: str) -> str:
 
 
 def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = None) -> list[Path]:
-    """Write the stub lesson and its solutions notebook (each with its twin); return the paths."""
+    """Write the stub lesson, its solutions notebook (each with its twin), its pattern, study
+    and test modules; return the paths written."""
     category, name = parse_slug(text)
     root = Path(root)
     lesson = root / "notebooks" / category / f"{name}.md"
-    solution = root / "solutions" / category / f"{name}.md"
-    existing = [path for path in (lesson, solution, lesson.with_suffix(".ipynb"),
+    code = code_paths(root, category, name)
+    solution = code["solutions"]
+    targets = {lesson: "lesson.md", solution: "solution.md",
+               code["patterns"]: "pattern.py.template", code["simulations"]: "study.py.template",
+               code["tests"]: "test.py.template"}
+    existing = [path for path in (*targets, lesson.with_suffix(".ipynb"),
                                   solution.with_suffix(".ipynb")) if path.exists()]
     if existing:
         raise ValueError(
@@ -76,13 +85,25 @@ def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = No
         "__SLUG__": f"{category}/{name}",
         "__NAME__": name,
         "__CATEGORY__": category,
+        "__PACKAGE__": python_name(category),
+        "__MODULE__": python_name(name),
+        "__CLASS__": title_of(name).replace(" ", ""),
         "__TODAY__": (today or datetime.date.today()).isoformat(),
     }
-    for target, template in ((lesson, "lesson.md"), (solution, "solution.md")):
+    written = []
+    for target, template in targets.items():
         text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
         for token, value in values.items():
             text = text.replace(token, value)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-        write_pair(read_markdown(target), target)
-    return [lesson, lesson.with_suffix(".ipynb"), solution, solution.with_suffix(".ipynb")]
+        written.append(target)
+        if target.suffix == ".md":
+            write_pair(read_markdown(target), target)
+            written.append(target.with_suffix(".ipynb"))
+    for tree, holds in (("patterns", "patterns"), ("simulations", "studies")):
+        init = code[tree].parent / "__init__.py"
+        if not init.exists():
+            init.write_text(f'"""The {category} lessons\' {holds}."""\n', encoding="utf-8")
+            written.append(init)
+    return written

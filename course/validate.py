@@ -31,10 +31,14 @@ Rules for a pattern lesson (``notebooks/<category>/<slug>.md``):
   ``[core_method]``), no ``TODO``, no class or function whose body is
   only ``pass`` (a docstring alone is fine), and ``solutions/<category>/<slug>.md`` exists with at
   least three graded test cells (nbgrader ``grade: true`` with positive ``points``).
+- Layout (``complete`` only, errors): the lesson's files in the other trees exist
+  (``course.paths.code_paths``: its pattern in ``patterns/``, its study in ``simulations/``, its
+  tests in ``tests/``), and the lesson's code cells import its pattern and its study from there.
 
 Foundations lessons (``notebooks/foundations/*``) are not patterns: front matter (category
-``foundations``), opening, card, mermaid and links are checked as above, completeness too but
-without the solutions requirement; the level headings are optional. The start page
+``foundations``), opening, card, mermaid and links are checked as above, completeness and layout
+too but without the solutions requirement and with no pattern module (a foundations lesson
+teaches a model); the level headings are optional. The start page
 ``notebooks/index.md`` is checked for its links only.
 """
 
@@ -63,7 +67,7 @@ from course.lessons import (
     start_page,
 )
 from course.notebook_files import NotebookError, read_ipynb, read_markdown, relative, twin_of
-from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT, STATUSES
+from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT, STATUSES, code_paths, module_of
 
 REQUIRED_FIELDS = (
     "title", "description", "category", "difficulty", "reading_time", "prerequisites",
@@ -214,6 +218,7 @@ def check_file(path: Path) -> Report:
     ]
     if status == "complete":
         findings += check_complete(nb)
+        findings += check_layout(nb, lesson)
         if lesson.folder != FOUNDATIONS:
             findings += check_solutions(lesson)
     report.findings = findings
@@ -488,6 +493,42 @@ def _leftovers(where: str, text: str, code: bool) -> list[Finding]:
     if tokens:
         message = "template placeholder(s) left: " + ", ".join(tokens)
         findings.append(Finding("error", where, message))
+    return findings
+
+
+def imported_modules(nb: nbformat.NotebookNode) -> set[str]:
+    """Every module the notebook's code cells import from (``import m`` or ``from m import``)."""
+    modules: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(_without_magics(cell.source))
+        except SyntaxError:
+            continue  # check_complete reports it
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module)
+            elif isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+    return modules
+
+
+def check_layout(nb: nbformat.NotebookNode, lesson: Lesson) -> list[Finding]:
+    """A complete lesson's pattern, study and tests exist, and the lesson imports the first two."""
+    root = lesson.path.parent.parent.parent
+    findings, imported = [], imported_modules(nb)
+    for tree, path in code_paths(root, lesson.folder, lesson.name).items():
+        if tree == "solutions":
+            continue  # check_solutions counts its graded cells
+        if not path.exists():
+            findings.append(Finding("error", "layout", f"no {tree} file: {relative(path)} "
+                                    "does not exist (see docs/authoring.md, 'Where each piece "
+                                    "lives')"))
+        elif tree != "tests" and module_of(path, root) not in imported:
+            findings.append(Finding("error", "layout", f"the lesson never imports "
+                                    f"{module_of(path, root)}: show its code from there "
+                                    "rather than keeping a copy"))
     return findings
 
 

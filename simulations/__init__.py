@@ -6,12 +6,16 @@ prepare (``distributions``), wait in line for one of a few clerks (``servers``),
 roll (``records``) that the manager summarises (``metrics``), compares across settings
 (``experiments``) and draws (``plots``).
 
+The toolkit sits at the root of this package; each lesson's study is in
+``simulations/<category>/<module>.py`` and imports its pattern from ``patterns/``. Input checks
+(a ValueError naming the input, its value and what is allowed) are shared with the patterns in
+``patterns.checks``.
+
 API map (all re-exported here):
 
-- errors: ``check_positive``, ``check_non_negative``, ``check_probability``, ``check_range``,
-  ``check_int``, ``check_choice``: validate one input, ValueError naming it, its value, the range
 - distributions: ``Exponential``, ``Deterministic``, ``LogNormal``, ``Bimodal``, ``Pareto``
-  (each with ``.mean``, ``.scv``, ``.second_moment``, ``.sample(rng, size)``),
+  (each with ``.mean``, ``.scv``, ``.second_moment``, ``.sample(rng, size)``, and the exact
+  ``.survival(t)`` and ``.quantile(p)``),
   ``make_distribution(name, mean, scv)``
 - workloads: ``PoissonArrivals``, ``ConstantArrivals``, ``BurstyArrivals`` (on-off / MMPP-2),
   ``TimeVaryingArrivals`` (``.step``, ``.ramp``, ``.diurnal``; thinning), each with
@@ -74,14 +78,6 @@ from simulations.distributions import (
     Pareto,
     make_distribution,
 )
-from simulations.errors import (
-    check_choice,
-    check_int,
-    check_non_negative,
-    check_positive,
-    check_probability,
-    check_range,
-)
 from simulations.experiments import aggregate, column, replicate, sweep
 from simulations.faults import FAULT_KINDS, FaultSchedule, FaultWindow
 from simulations.metrics import (
@@ -119,8 +115,7 @@ __all__ = [
     "FaultWindow", "Handler", "LogNormal", "Outcome", "Pareto", "PoissonArrivals",
     "RequestLog", "RequestSource", "RequestTable", "ServerPool", "Service",
     "TimeVaryingArrivals", "ZipfKeys",
-    "check_choice", "check_int", "check_non_negative", "check_positive", "check_probability",
-    "aggregate", "check_range", "column", "confidence_interval", "drop_warmup", "goodput_over_time",
+    "aggregate", "column", "confidence_interval", "drop_warmup", "goodput_over_time",
     "latency_over_time", "latency_percentiles", "make_distribution",
     "number_in_system_over_time", "occupancy", "per_bin", "queue_length_over_time",
     "rate_over_time", "replicate", "summarize", "sweep", "t_quantile", "time_average",

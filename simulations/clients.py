@@ -20,8 +20,8 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
+from patterns.checks import check_int, check_non_negative, check_positive
 from simulations.distributions import Distribution
-from simulations.errors import check_int, check_non_negative, check_positive
 from simulations.records import Outcome, RequestLog
 from simulations.servers import Service
 from simulations.workloads import ArrivalProcess, ZipfKeys

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from statistics import NormalDist
 
 import numpy as np
 
-from simulations.errors import check_choice, check_positive, check_range
+from patterns.checks import check_choice, check_positive, check_range
 
 __all__ = [
     "Bimodal",
@@ -27,7 +28,11 @@ __all__ = [
     "Pareto",
     "DISTRIBUTIONS",
     "make_distribution",
+    "quantile",
+    "survival",
 ]
+
+_NORMAL = NormalDist()
 
 
 class Distribution(ABC):
@@ -164,3 +169,35 @@ def make_distribution(name: str, mean: float, scv: float | None = None) -> Distr
     if scv is None:
         raise ValueError(f"scv is required for the {key} distribution (got None)")
     return DISTRIBUTIONS[key](mean, scv)
+
+
+def survival(service: Distribution, t: float) -> float:
+    """P(S > t) for one of the toolkit's service-time distributions (exact, closed form)."""
+    if isinstance(service, Exponential):
+        return math.exp(-max(t, 0.0) / service.mean)
+    if isinstance(service, Deterministic):
+        return 1.0 if t < service.mean else 0.0
+    if isinstance(service, LogNormal):
+        return 1.0 if t <= 0 else 1.0 - _NORMAL.cdf((math.log(t) - service.mu) / service.sigma)
+    if isinstance(service, Bimodal):
+        return 1.0 if t < service.fast else service.slow_fraction if t < service.slow else 0.0
+    if isinstance(service, Pareto):
+        return 1.0 if t < service.x_min else (service.x_min / t) ** service.shape
+    raise ValueError(f"service must be Exponential, Deterministic, LogNormal, Bimodal or Pareto "
+                     f"(got {service!r})")
+
+
+def quantile(service: Distribution, p: float) -> float:
+    """The smallest t with P(S ≤ t) ≥ p: the service time's p-quantile (p in (0, 1))."""
+    p = check_range("p", p, 0.0, 1.0, low_open=True, high_open=True)
+    if isinstance(service, Exponential):
+        return -service.mean * math.log1p(-p)
+    if isinstance(service, Deterministic):
+        return service.mean
+    if isinstance(service, LogNormal):
+        return math.exp(service.mu + service.sigma * _NORMAL.inv_cdf(p))
+    if isinstance(service, Bimodal):
+        return service.fast if p <= 1.0 - service.slow_fraction else service.slow
+    if isinstance(service, Pareto):
+        return service.x_min * (1.0 - p) ** (-1.0 / service.shape)
+    return survival(service, 0.0)  # raises the "service must be ..." error

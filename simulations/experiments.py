@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from simulations.errors import check_int
+from patterns.checks import check_int
 from simulations.metrics import confidence_interval
 
 __all__ = ["Model", "aggregate", "column", "replicate", "sweep"]

@@ -19,8 +19,8 @@ import heapq
 
 import numpy as np
 
+from patterns.checks import check_int
 from simulations.distributions import Distribution
-from simulations.errors import check_int
 from simulations.records import Outcome, RequestTable
 from simulations.workloads import ArrivalProcess
 

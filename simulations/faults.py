@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from patterns.checks import check_choice, check_non_negative, check_positive, check_range
 from simulations.distributions import Distribution
-from simulations.errors import check_choice, check_non_negative, check_positive, check_range
 
 __all__ = ["FAULT_KINDS", "FaultSchedule", "FaultWindow"]
 

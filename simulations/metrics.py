@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from simulations.errors import check_int, check_non_negative, check_positive, check_range
+from patterns.checks import check_int, check_non_negative, check_positive, check_range
 from simulations.records import Outcome, RequestTable
 
 __all__ = [

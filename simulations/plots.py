@@ -15,14 +15,32 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["COLORS", "cdf", "dashboard", "latency_vs_load", "new_axes", "sweep_panels",
-           "time_series", "tradeoff"]
+__all__ = ["COLORS", "STYLE", "cdf", "dashboard", "latency_vs_load", "new_axes", "sweep_panels",
+           "time_series", "tradeoff", "use_style"]
 
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 """Okabe-Ito colours, distinguishable with common colour-vision deficiencies."""
 
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 WINDOW = {"color": "0.5", "alpha": 0.2, "linewidth": 0}
+
+
+STYLE = "simulations.course"
+"""The house style sheet, ``simulations/course.mplstyle``: these colours, a light grid, no
+top/right frame, constrained layout."""
+
+
+def use_style() -> None:
+    """Apply the house style to every later figure, and draw inline figures at twice the pixel
+    density (sharp on HiDPI screens). Each lesson's card cell calls this once."""
+    plt.style.use(STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
 def new_axes(ax: Axes | None = None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
@@ -72,11 +90,13 @@ def cdf(
     """Empirical CDF (or CCDF, P(X > x), on a log y axis to show the tail) of each sample."""
     ax = new_axes(ax)
     for name, values in samples.items():
-        x = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
-        p = np.arange(1, len(x) + 1) / len(x)
-        if complementary:
-            x, p = x[:-1], 1.0 - p[:-1]  # drop the last point, where P(X > x) = 0
-        ax.step(x, p, where="post", label=name)
+        x = np.asarray(values, dtype=float)
+        x = x[~np.isnan(x)]
+        if complementary:  # drop the last step, where P(X > x) = 0 has no place on a log axis
+            x = np.sort(x)
+            ax.step(x[:-1], 1.0 - np.arange(1, len(x)) / len(x), where="post", label=name)
+        else:
+            ax.ecdf(x, label=name)
     for name, (x, p) in (theory or {}).items():
         ax.plot(x, p, label=name, **THEORY)
     ax.set(xlabel=xlabel, ylabel="P(X > x)" if complementary else "P(X ≤ x)")

@@ -16,7 +16,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from simulations.errors import check_int
+from patterns.checks import check_int
 
 __all__ = ["Outcome", "RequestLog", "RequestTable"]
 

@@ -29,8 +29,8 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
+from patterns.checks import check_choice, check_int
 from simulations.distributions import Distribution
-from simulations.errors import check_choice, check_int
 from simulations.faults import FaultSchedule
 from simulations.records import Outcome, RequestLog
 

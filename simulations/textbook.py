@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from patterns.checks import check_choice, check_int, check_range
 from simulations import theory
-from simulations.errors import check_choice, check_int, check_range
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from simulations.errors import (
+from patterns.checks import (
     check_int,
     check_non_negative,
     check_positive,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from simulations.errors import check_int, check_non_negative, check_positive, check_range
+from patterns.checks import check_int, check_non_negative, check_positive, check_range
 
 __all__ = [
     "ArrivalProcess",

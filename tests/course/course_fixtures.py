@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from course.notebook_files import read_markdown, write_pair
+from course.paths import code_paths, python_name
 
 FRONT_MATTER = """\
 ---
@@ -79,7 +80,7 @@ class Toy:
 ### Example Usage
 
 ```{{code-cell}} ipython3
-assert Toy().call() == 1
+{imports}assert Toy().call() == 1
 ```
 
 ## 🚀 Level 3: Real-World Usage
@@ -159,8 +160,8 @@ graph LR
     A --> B
 ```
 
-```{code-cell} ipython3
-print("ok")
+```{{code-cell}} ipython3
+{imports}print("ok")
 ```
 """
 
@@ -192,10 +193,21 @@ assert True
 
 
 def lesson_text(slug: str, status: str = "complete", title: str = "Toy Breaker",
-                difficulty: str = "intermediate", related: str = "None yet.") -> str:
-    """A lesson that meets every rule of `course validate` (before a test breaks one)."""
-    folder = slug.split("/")[0]
-    body = FOUNDATION_BODY if folder == "foundations" else PATTERN_BODY.format(related=related)
+                difficulty: str = "intermediate", related: str = "None yet.",
+                imports: bool = True) -> str:
+    """A lesson that meets every rule of `course validate` (before a test breaks one).
+
+    With ``imports``, a code cell imports the lesson's pattern and study, as the layout rule
+    wants; without, the lesson runs in a kernel (where those toy modules do not exist).
+    """
+    folder, name = slug.split("/")
+    package, module = python_name(folder), python_name(name)
+    pattern, study = f"patterns.{package}.{module}", f"simulations.{package}.{module}"
+    if folder == "foundations":
+        body = FOUNDATION_BODY.format(imports=f"import {study}\n\n" if imports else "")
+    else:
+        body = PATTERN_BODY.format(related=related, imports=(
+            f"import {pattern}\nimport {study}\n\n" if imports else ""))
     return (FRONT_MATTER.format(title=title, folder=folder, status=status, difficulty=difficulty)
             + OPENING.format(title=title, slug=slug) + body)
 
@@ -215,7 +227,14 @@ class Course:
         self.root = root
         (root / "notebooks").mkdir(parents=True)
 
-    def lesson(self, slug: str, text: str | None = None, **options) -> Path:
+    def lesson(self, slug: str, text: str | None = None, code: bool = True, **options) -> Path:
+        """Write a lesson; with ``code``, also its pattern, study and tests (empty modules)."""
+        if code:
+            folder, name = slug.split("/")
+            for tree, path in code_paths(self.root, folder, name).items():
+                if tree != "solutions":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text('"""A module of the toy lesson."""\n', encoding="utf-8")
         return write_notebook(self.root / "notebooks" / f"{slug}.md",
                               text if text is not None else lesson_text(slug, **options))
 

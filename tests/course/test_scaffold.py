@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -16,6 +19,9 @@ def test_new_lesson_is_a_valid_stub_with_graded_exercise(course):
     assert [p.relative_to(course.root).as_posix() for p in written] == [
         "notebooks/resilience/retry-storm.md", "notebooks/resilience/retry-storm.ipynb",
         "solutions/resilience/retry-storm.md", "solutions/resilience/retry-storm.ipynb",
+        "patterns/resilience/retry_storm.py", "simulations/resilience/retry_storm.py",
+        "tests/resilience/test_retry_storm.py",
+        "patterns/resilience/__init__.py", "simulations/resilience/__init__.py",
     ]
     meta = read_markdown(written[0]).metadata["lesson"]
     assert meta["status"] == "stub" and meta["last_updated"] == "2024-06-01"
@@ -60,3 +66,30 @@ def test_an_existing_lesson_is_never_overwritten(course, capsys):
     assert "already exists" in capsys.readouterr().err
     assert path.read_text() == before
     assert not (course.root / "solutions" / "resilience" / "toy-breaker.md").exists()
+
+
+def test_new_lesson_code_runs_and_its_lesson_imports_it(course, tmp_path):
+    """The scaffolded pattern, study and test import each other and pass; the lesson names them."""
+    scaffold.create_lesson("caching/write-around", course.root)
+    lesson = (course.root / "notebooks/caching/write-around.md").read_text()
+    assert "from patterns.caching.write_around import WriteAround" in lesson
+    assert "import simulations.caching.write_around as study" in lesson
+    for module in ("patterns/caching/write_around.py", "simulations/caching/write_around.py"):
+        compile((course.root / module).read_text(), module, "exec")  # valid Python
+    test = course.root / "tests/caching/test_write_around.py"
+    # The scaffolded test runs against the scaffolded modules (the course root first on the path).
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         str(test)], cwd=course.root, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(course.root)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_existing_module_is_never_overwritten(course, capsys):
+    module = course.root / "patterns/resilience/retry_storm.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("kept = True\n")
+    assert scaffold.run(course.args(lesson="resilience/retry-storm")) == 2
+    assert "patterns/resilience/retry_storm.py); nothing was written" in capsys.readouterr().err
+    assert module.read_text() == "kept = True\n"
+    assert not (course.root / "notebooks/resilience/retry-storm.md").exists()

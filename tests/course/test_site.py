@@ -14,9 +14,10 @@ FAILING_CELL = "```{code-cell} ipython3\nprint('before')\n1 / 0\n```\n\nafter th
 
 def test_build_runs_each_lesson_reports_failures_and_keeps_going(course, capsys):
     broken = course.lesson("caching/broken",
-                           lesson_text("caching/broken", status="stub") + FAILING_CELL)
+                           lesson_text("caching/broken", status="stub", imports=False)
+                           + FAILING_CELL)
     failing = len(read_markdown(broken).cells) - 1  # the cell before the closing text
-    course.lesson("resilience/toy-breaker")
+    course.lesson("resilience/toy-breaker", imports=False)
     out = course.root / "site"
     code = site.run(course.args(paths=[], timeout=60, out=out))
     printed = capsys.readouterr().out
@@ -34,7 +35,7 @@ def test_build_runs_each_lesson_reports_failures_and_keeps_going(course, capsys)
 
 
 def test_build_of_one_path_and_usage_errors(course, capsys):
-    course.lesson("resilience/toy-breaker")
+    course.lesson("resilience/toy-breaker", imports=False)
     course.lesson("caching/other", status="stub")
     out = course.root / "site"
     assert site.run(course.args(paths=[course.root / "notebooks" / "resilience"],
@@ -46,7 +47,7 @@ def test_build_of_one_path_and_usage_errors(course, capsys):
 
 
 def test_failing_cell_number_is_the_notebook_cell(course, capsys):
-    text = lesson_text("caching/broken", status="stub")  # cell 2 is the card
+    text = lesson_text("caching/broken", status="stub", imports=False)  # cell 2 is the card
     course.lesson("caching/broken", text.replace('show_card("caching/broken")',
                                                  'raise RuntimeError("card broke")'))
     assert site.run(course.args(paths=[], timeout=60, out=course.root / "site")) == 1

@@ -241,3 +241,28 @@ def test_cli_exit_codes_and_report(course, capsys):
     assert "broken.md: 2 error(s)" in out and "toy-breaker" not in out
     assert checker.run(course.args(paths=[course.root / "nowhere"])) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_a_complete_lesson_has_its_code_in_every_tree(course):
+    course.lesson(SLUG, code=False)
+    course.solutions(SLUG)
+    found = messages(check(course))
+    for path in ("patterns/resilience/toy_breaker.py", "simulations/resilience/toy_breaker.py",
+                 "tests/resilience/test_toy_breaker.py"):
+        assert any(m.startswith("layout: no ") and path in m for m in found), found
+
+
+def test_a_complete_lesson_imports_its_pattern_and_study(course):
+    course.lesson(SLUG, imports=False)
+    course.solutions(SLUG)
+    assert messages(check(course)) == [
+        f"layout: the lesson never imports {module}: show its code from there rather than "
+        "keeping a copy"
+        for module in ("patterns.resilience.toy_breaker", "simulations.resilience.toy_breaker")]
+
+
+def test_a_foundations_lesson_needs_no_pattern(course):
+    slug = "foundations/queueing-basics"
+    course.lesson(slug, title="Queueing Basics", difficulty="beginner")
+    assert not (course.root / "patterns").exists()
+    assert check(course, slug).findings == []

@@ -144,3 +144,12 @@ def test_sweep_panels_names_bad_input() -> None:
     with pytest.raises(ValueError, match="needs rows and metrics"):
         plots.sweep_panels([], x="load", by="policy", metrics=["p99_s"], xlabel="load",
                            ylabels={"p99_s": "p99 latency (s)"})
+
+
+def test_the_style_sheet_holds_the_house_colours_and_frame() -> None:
+    with plt.style.context(plots.STYLE):
+        assert plt.rcParams["axes.prop_cycle"].by_key()["color"] == list(plots.COLORS)
+        assert plt.rcParams["axes.grid"] and not plt.rcParams["axes.spines.top"]
+        _, ax = plt.subplots()  # drawn with plt directly, not through the toolkit
+        assert not ax.spines["right"].get_visible()
+        assert all(line.get_visible() for line in ax.xaxis.get_gridlines())

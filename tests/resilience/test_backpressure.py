@@ -17,11 +17,14 @@ import time
 import numpy as np
 import pytest
 
-from simulations.backpressure import (
+from patterns.resilience.backpressure import (
     BoundedBuffer,
     BufferConfig,
     BufferFull,
     ProductionBoundedBuffer,
+)
+from simulations.metrics import confidence_interval
+from simulations.resilience.backpressure import (
     Scenario,
     blocking_producer_rate,
     capacity_for_latency,
@@ -30,7 +33,6 @@ from simulations.backpressure import (
     summary,
     timeline,
 )
-from simulations.metrics import confidence_interval
 from simulations.theory import mm1k_blocking, mm1k_mean_response
 
 
@@ -139,10 +141,11 @@ def test_production_buffer_blocks_producers_and_never_exceeds_capacity():
         taken.append(buffer.get(timeout_s=5))
     for thread in producers:
         thread.join()
-    c = buffer.counters
+    c = buffer.metrics.counts
     assert deepest[0] <= 5 and len(buffer) == 0
     assert c["offered"] == c["accepted"] == c["taken"] == 150 and c["blocked_puts"] > 0
-    assert buffer.blocked.total == 150 and buffer.waited.total == 150
+    assert buffer.metrics.observed("blocked_seconds") == 150
+    assert buffer.metrics.observed("wait_seconds") == 150
     assert signals and all(a != b for a, b in zip(signals, signals[1:], strict=False))
     assert c["pauses"] == signals.count("pause") and c["resumes"] == signals.count("resume")
 
@@ -153,7 +156,7 @@ def test_production_buffer_put_times_out_and_offer_drops():
     assert buffer.offer("b") and not buffer.offer("c")
     with pytest.raises(BufferFull, match="no free slot within 0.01 s"):
         buffer.put("d")
-    c = buffer.counters
+    c = buffer.metrics.counts
     assert (c["offered"], c["accepted"], c["rejected"], c["put_timeouts"]) == (4, 2, 1, 1)
     with pytest.raises(TimeoutError):
         ProductionBoundedBuffer("empty").get(timeout_s=0.001)
@@ -168,7 +171,7 @@ def test_hysteresis_sends_fewer_signals_than_a_single_threshold():
                 buffer.offer(0)
             elif len(buffer):
                 buffer.get()
-        return buffer.counters["pauses"] + buffer.counters["resumes"]
+        return buffer.metrics.counts["pauses"] + buffer.metrics.counts["resumes"]
 
     assert signals(low=5) < signals(low=9) / 2
 

@@ -19,24 +19,23 @@ hand-made bulkhead can be compared with the standard library's semaphores.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from simulations.breakers import LatencyHistogram
-from simulations.errors import check_choice, check_int, check_non_negative
+from patterns.checks import check_int, check_non_negative
+from patterns.metrics import Instruments
 
 T = TypeVar("T")
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
 
-__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError", "ProductionBulkhead", "replay",
-           "replay_asyncio"]
+__all__ = [
+    "Bulkhead", "BulkheadConfig", "BulkheadFullError", "ProductionBulkhead"
+]
 
 
 class BulkheadFullError(RuntimeError):
@@ -128,8 +127,8 @@ class ProductionBulkhead(Bulkhead):
                  clock: Clock = time.monotonic) -> None:
         self.name, self.config = name, config or BulkheadConfig()
         super().__init__(self.config.max_concurrent_calls, clock)
-        self.counters: Counter[str] = Counter()
-        self.latency = LatencyHistogram()
+        self.metrics = Instruments("bulkhead", "Calls through the bulkhead")
+        self.latency = self.metrics.histogram("call_seconds", "Latency of admitted calls")
         self.peak_in_use = 0
         self._room = threading.Condition()
         self._refused_in_episode = 0
@@ -167,60 +166,12 @@ class ProductionBulkhead(Bulkhead):
         with self._room:
             return {"in_use": self.in_use, "peak_in_use": self.peak_in_use,
                     "admitted": self.admitted, "rejected": self.rejected,
-                    "successes": self.counters["successes"],
-                    "failures": self.counters["failures"], "mean_in_use": self.mean_in_use()}
+                    "successes": self.metrics.counts["successes"],
+                    "failures": self.metrics.counts["failures"], "mean_in_use": self.mean_in_use()}
 
     def _finish(self, outcome: str, start: float) -> None:
         with self._room:
-            self.counters[outcome] += 1
+            self.metrics.count(outcome)
             self.latency.observe(self.clock() - start)
             self.release()
             self._room.notify()
-
-
-# ---------------------------------------------------------------- comparing with libraries
-
-OPERATIONS = ("acquire", "release")
-
-
-def replay(operations: Iterable[str], acquire: Callable[[], bool],
-           release: Callable[[], None]) -> list[bool]:
-    """Run a sequence of ``"acquire"`` / ``"release"`` against a semaphore-like pair of
-    functions and return the admit decision of each acquire. A release is only sent while a
-    permit is held, so any correct bulkhead or bounded semaphore accepts the sequence."""
-    decisions, held = [], 0
-    for operation in operations:
-        if check_choice("operation", operation, OPERATIONS) == "acquire":
-            admitted = bool(acquire())
-            decisions.append(admitted)
-            held += admitted
-        elif held:
-            release()
-            held -= 1
-    return decisions
-
-
-def replay_asyncio(operations: Iterable[str], limit: int) -> list[bool]:
-    """`replay` against an ``asyncio.Semaphore(limit)`` used as a bulkhead: a call acquires
-    only when a permit is free (``await acquire()`` then returns at once) and is refused
-    otherwise. Runs in an event loop on a thread of its own, so it also works where a loop is
-    already running, as in a notebook."""
-    check_int("limit", limit, low=1)
-    operations, decisions = list(operations), []
-
-    def run() -> None:
-        loop, semaphore = asyncio.new_event_loop(), asyncio.Semaphore(limit)
-        try:
-            decisions.extend(replay(
-                operations,
-                lambda: not semaphore.locked() and loop.run_until_complete(semaphore.acquire()),
-                semaphore.release))
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if thread.is_alive():
-        raise RuntimeError("replay_asyncio: the event loop thread did not finish in 10 s")
-    return decisions

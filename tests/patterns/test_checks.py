@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from simulations.errors import (
+from patterns.checks import (
     check_choice,
     check_int,
     check_non_negative,

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from simulations.breakers import LatencyHistogram
-from simulations.errors import check_choice, check_int, check_non_negative, check_range
+from patterns.checks import check_choice, check_int, check_non_negative, check_range
+from patterns.metrics import Instruments
 
 __all__ = [
     "JITTER_MODES",
@@ -255,15 +255,16 @@ class ProductionRetrier(Retrier):
         super().__init__(c.max_attempts, c.backoff(), budget=budget, retry_on=retry_on,
                          sleep=sleep, rand=rand)
         self.clock = clock
-        self.counters: Counter[str] = Counter()
-        self.waits = LatencyHistogram()
+        self.metrics = Instruments("retrier", "Calls and attempts")
+        self.waits = self.metrics.histogram("wait_seconds", "Backoff waits before retries")
         self.attempts_per_call: Counter[int] = Counter()
         self._lock = threading.Lock()
         self._call = threading.local()  # this thread's call: deadline and attempts so far
 
     def _count(self, *names: str) -> None:
         with self._lock:
-            self.counters.update(names)
+            for event in names:
+                self.metrics.count(event)
 
     def next_wait(self, attempts: int, previous_s: float) -> float | None:
         wait = super().next_wait(attempts, previous_s)
@@ -275,7 +276,7 @@ class ProductionRetrier(Retrier):
             self._count("deadline_stops")
             return None
         with self._lock:
-            self.counters["retries"] += 1
+            self.metrics.count("retries")
             self.waits.observe(wait)
         log.info("%s: attempt %d failed, retrying in %.3f s", self.name, attempts, wait)
         return wait

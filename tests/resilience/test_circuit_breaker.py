@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulations.breakers import (
+from patterns.resilience.circuit_breaker import (
     BreakerConfig,
     CircuitBreaker,
     CircuitOpenError,
@@ -130,15 +130,15 @@ def test_production_breaker_logs_counts_and_falls_back(caplog) -> None:
     config = BreakerConfig(minimum_calls=2, sleep_window_s=1)
     breaker = ProductionCircuitBreaker("inventory", config, clock,
                                        listeners=[lambda *t: seen.append(t)])
-    with caplog.at_level("INFO", logger="simulations.breakers"):
+    with caplog.at_level("INFO", logger="patterns.resilience.circuit_breaker"):
         for _ in range(2):
             with pytest.raises(ConnectionError):
                 breaker.call(fail)
         assert breaker.call(ok, fallback=lambda: "cached") == "cached"
     assert seen == [("inventory", State.CLOSED, State.OPEN)]
     assert "breaker inventory: closed -> open" in caplog.text
-    assert breaker.counters == {"calls": 3, "failures": 2, "rejections": 1, "transitions": 1}
-    assert breaker.latency.total == 2
+    assert breaker.metrics.counts == {"calls": 3, "failures": 2, "rejections": 1, "transitions": 1}
+    assert breaker.metrics.observed("call_seconds") == 2
 
 
 def test_production_breaker_counters_add_up_under_threads() -> None:
@@ -159,10 +159,10 @@ def test_production_breaker_counters_add_up_under_threads() -> None:
         thread.start()
     for thread in pool:
         thread.join()
-    c = breaker.counters
+    c = breaker.metrics.counts
     assert c["calls"] == threads * calls_each
     assert c["successes"] + c["failures"] + c["rejections"] == c["calls"]
-    assert breaker.latency.total == c["successes"] + c["failures"]
+    assert breaker.metrics.observed("call_seconds") == c["successes"] + c["failures"]
     assert c["transitions"] == len(breaker.transitions) > 0
     # the transitions form one unbroken chain of legal moves
     legal = {(State.CLOSED, State.OPEN), (State.OPEN, State.HALF_OPEN),
@@ -178,7 +178,7 @@ def test_listener_may_call_the_breaker_again_without_deadlock() -> None:
     breaker = ProductionCircuitBreaker("inventory", BreakerConfig(minimum_calls=2), clock)
 
     def on_change(name: str, old: State, new: State) -> None:
-        seen.append((old, new, dict(breaker.counters)))
+        seen.append((old, new, dict(breaker.metrics.counts)))
         if new is State.OPEN:  # e.g. a health probe that goes through the breaker
             breaker.call(ok, fallback=lambda: "cached")
 
@@ -194,7 +194,7 @@ def test_listener_may_call_the_breaker_again_without_deadlock() -> None:
     thread.join(timeout=5)
     assert not thread.is_alive(), "a listener calling the breaker deadlocked it"
     assert [(old, new) for old, new, _ in seen] == [(State.CLOSED, State.OPEN)]
-    assert breaker.counters["rejections"] == 1  # the listener's call was refused: it is open
+    assert breaker.metrics.counts["rejections"] == 1  # the listener's call was refused: it is open
 
 
 # ---------------------------------------------------------------- agreement with pybreaker
@@ -255,7 +255,8 @@ def test_hand_made_breaker_agrees_with_pybreaker(fail_max, reset_timeout, steps)
 
 # ---------------------------------------------------------------- theory against the simulation
 
-from simulations.circuit_breaker import (  # noqa: E402
+from simulations.faults import FaultWindow  # noqa: E402
+from simulations.resilience.circuit_breaker import (  # noqa: E402
     Scenario,
     busy_workers,
     busy_workers_between,
@@ -266,7 +267,6 @@ from simulations.circuit_breaker import (  # noqa: E402
     snapshot_trips,
     window_false_trip_probability,
 )
-from simulations.faults import FaultWindow  # noqa: E402
 
 
 def test_busy_workers_follow_littles_law_during_an_outage() -> None:

@@ -7,47 +7,41 @@ however many colleagues are on call. And if a storm closes the whole street, no 
 colleagues helps: they are all behind the same flood (a correlated failure).
 
 This module holds the availability arithmetic (A = MTTF / (MTTF + MTTR), 1 − (1 − A)^n for n
-independent replicas, the cost of the failover gap, and an exact Markov model), the failover
-manager itself (a small version with an injectable clock and a production-grade one with
-fencing), and the SimPy model that checks the arithmetic. The model is built from the toolkit:
-each replica's life is a ``FaultSchedule`` of outages (``FaultSchedule.alternating`` from any
-distributions), its failure detector is the ``HeartbeatDetector`` of the failure-detection
-lesson, each replica serves requests as a ``ServerPool`` that fails during its outages, traffic
-is a ``RequestSource`` of ``PoissonArrivals``, and clients may retry with the retry lesson's
-``Retrier``.
+independent replicas, the cost of the failover gap, and an exact Markov model) and the SimPy
+model that checks it, driving the failover manager of ``patterns.resilience.failover``. The
+model is built from the toolkit: each replica's life is a ``FaultSchedule`` of outages
+(``FaultSchedule.alternating`` from any distributions), its failure detector is the
+``HeartbeatDetector`` of the failure-detection lesson, each replica serves requests as a
+``ServerPool`` that fails during its outages, traffic is a ``RequestSource`` of
+``PoissonArrivals``, and clients may retry with the retry lesson's ``Retrier``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import time
 from bisect import bisect_right
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import simpy
 
-from simulations.breakers import LatencyHistogram
+from patterns.checks import check_choice, check_int, check_non_negative, check_positive
+from patterns.resilience.failover import (
+    FailoverManager,
+)
+from patterns.resilience.failure_detection import HeartbeatDetector
+from patterns.resilience.retry_backoff_jitter import Backoff, Retrier
 from simulations.clients import RequestSource
-from simulations.detectors import HeartbeatDetector
 from simulations.distributions import Deterministic, Distribution, Exponential
-from simulations.errors import check_choice, check_int, check_non_negative, check_positive
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.records import Outcome, RequestLog, RequestTable
-from simulations.retries import Backoff, Retrier
 from simulations.servers import ServerPool
 from simulations.workloads import PoissonArrivals
 
-log = logging.getLogger(__name__)
-
-Clock = Callable[[], float]
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
 # ---------------------------------------------------------------- theory
@@ -176,152 +170,6 @@ def downtime_per_year_min(service_availability: float) -> float:
     if a > 1:
         raise ValueError(f"service_availability must be in [0, 1] (got {a})")
     return (1.0 - a) * SECONDS_PER_YEAR / 60.0
-
-
-# ---------------------------------------------------------------- Level 2: the pattern
-
-
-class FailoverManager:
-    """Active-passive failover over named replicas, driven by heartbeats.
-
-    Each replica has a ``HeartbeatDetector`` (suspect after ``heartbeat_s + timeout_s`` of
-    silence). ``tick()`` looks at them: a suspected primary is dropped, a healthy replica is
-    chosen (the first in order) and promoted, which takes ``promotion_s``; until then there is
-    no primary. A promotion whose target becomes suspected is abandoned. ``history`` records
-    (time, event, replica).
-    """
-
-    def __init__(self, replicas: Sequence[str], heartbeat_s: float, timeout_s: float,
-                 promotion_s: float, clock: Clock = time.monotonic) -> None:
-        if not replicas:
-            raise ValueError("replicas must name at least one replica (got none)")
-        self.clock = clock
-        self.promotion_s = check_non_negative("promotion_s", promotion_s)
-        self.detectors = {r: HeartbeatDetector(heartbeat_s, timeout_s, clock) for r in replicas}
-        self.primary: str | None = replicas[0]
-        self.promoting: str | None = None
-        self.ready_at = math.inf
-        self.history: list[tuple[float, str, str]] = []
-
-    def heartbeat(self, replica: str, sent_at: float | None = None) -> None:
-        self.detectors[replica].heartbeat(sent_at)
-
-    def healthy(self) -> list[str]:
-        return [r for r, d in self.detectors.items() if not d.suspected()]
-
-    def tick(self) -> str | None:
-        """Act on what the detectors say now; returns the primary (None during a failover)."""
-        now = self.clock()
-        if self.promoting is not None and self.detectors[self.promoting].suspected():
-            self._note(now, "promotion abandoned", self.promoting)
-            self.promoting = None
-        if self.primary is not None and self.detectors[self.primary].suspected():
-            self._note(now, "primary lost", self.primary)
-            self.primary = None
-        if self.primary is None and self.promoting is None:
-            candidates = self.healthy()
-            if candidates:
-                self.promoting, self.ready_at = candidates[0], now + self.promotion_s
-                self._note(now, "promoting", self.promoting)
-        if self.promoting is not None and now >= self.ready_at:
-            self.primary, self.promoting = self.promoting, None
-            self._note(now, "promoted", self.primary)
-        return self.primary
-
-    def _note(self, now: float, event: str, replica: str) -> None:
-        self.history.append((now, event, replica))
-
-
-# ---------------------------------------------------------------- Level 3: production grade
-
-
-@dataclass(frozen=True)
-class FailoverConfig:
-    """Failover settings. The defaults are Patroni's documented ones (leader lock ttl 30 s,
-    loop_wait 10 s): the lock expires 30 s after the last renewal, renewed every 10 s."""
-
-    heartbeat_s: float = 10.0
-    timeout_s: float = 20.0
-    promotion_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        check_positive("FailoverConfig.heartbeat_s", self.heartbeat_s)
-        check_non_negative("FailoverConfig.timeout_s", self.timeout_s)
-        check_non_negative("FailoverConfig.promotion_s", self.promotion_s)
-
-
-class StalePrimaryError(RuntimeError):
-    """A write carried an old fencing token: it came from a primary that was replaced."""
-
-
-Listener = Callable[[float, str, str], None]  # (time, event, replica)
-
-
-class ProductionFailoverManager(FailoverManager):
-    """The Level 2 manager made safe to share and to watch.
-
-    A lock around state (heartbeats come from network threads, ticks from a timer); each
-    promotion increments a fencing ``epoch``, and ``check_write(replica, epoch)`` refuses
-    writes from any replica that is not the current primary of the current epoch, so an old
-    primary that wakes up after a pause cannot write (no split brain). Events go to ``logging``
-    and the listeners outside the lock; ``counters`` counts failovers, promotions, abandoned
-    promotions and refused writes; ``gaps`` is a histogram of failover gaps (primary lost to
-    new primary promoted).
-    """
-
-    def __init__(self, replicas: Sequence[str], config: FailoverConfig | None = None,
-                 clock: Clock = time.monotonic, listeners: Iterable[Listener] = ()) -> None:
-        self.config = config or FailoverConfig()
-        super().__init__(replicas, self.config.heartbeat_s, self.config.timeout_s,
-                         self.config.promotion_s, clock)
-        self.listeners = list(listeners)
-        self.epoch = 1
-        self.counters: Counter[str] = Counter()
-        self.gaps = LatencyHistogram((1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0))
-        self._lost_at: float | None = None
-        self._lock = threading.Lock()
-
-    def heartbeat(self, replica: str, sent_at: float | None = None) -> None:
-        with self._lock:
-            super().heartbeat(replica, sent_at)
-
-    def tick(self) -> str | None:
-        with self._lock:
-            seen = len(self.history)
-            primary = super().tick()
-            events = self.history[seen:]
-            for now, event, _ in events:
-                if event == "primary lost":
-                    self.counters["failovers"] += 1
-                    self._lost_at = now
-                elif event == "promoted":
-                    self.counters["promotions"] += 1
-                    self.epoch += 1
-                    if self._lost_at is not None:
-                        self.gaps.observe(now - self._lost_at)
-                        self._lost_at = None
-                elif event == "promotion abandoned":
-                    self.counters["abandoned promotions"] += 1
-        for now, event, replica in events:
-            level = logging.WARNING if event in ("primary lost",
-                                                 "promotion abandoned") else logging.INFO
-            log.log(level, "%s: %s at t=%.3f s", event, replica, now)
-            for listener in self.listeners:
-                listener(now, event, replica)
-        return primary
-
-    def check_write(self, replica: str, epoch: int) -> None:
-        """Raise `StalePrimaryError` unless ``replica`` is the primary of ``epoch`` (the
-        current one). Storage calls this with the token the writer got when promoted."""
-        with self._lock:
-            if replica == self.primary and epoch == self.epoch:
-                return
-            self.counters["refused writes"] += 1
-            current = (self.primary, self.epoch)
-        log.warning("refused a write from %s (epoch %d); primary is %s (epoch %d)",
-                    replica, epoch, *current)
-        raise StalePrimaryError(f"{replica} wrote with epoch {epoch}, but the primary is "
-                                f"{current[0]} with epoch {current[1]}")
 
 
 # ---------------------------------------------------------------- the SimPy study

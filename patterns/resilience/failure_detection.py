@@ -29,13 +29,13 @@ import logging
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from simulations.breakers import LatencyHistogram
-from simulations.errors import check_int, check_non_negative, check_positive, check_range
+from patterns.checks import check_int, check_non_negative, check_positive, check_range
+from patterns.metrics import Instruments
 
 __all__ = [
     "DetectorConfig",
@@ -226,15 +226,17 @@ class FailureDetectorRegistry:
         self.config = config or DetectorConfig()
         self.clock = clock
         self.listeners = list(listeners)
-        self.counters: Counter[str] = Counter()
-        self.intervals = LatencyHistogram((0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0))
+        self.metrics = Instruments("failure_detector", "Heartbeats and verdicts")
+        self.intervals = self.metrics.histogram(
+            "heartbeat_interval_seconds", "Time between heartbeats of a member",
+            (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0))
         self._members: dict[str, _PausedPhi] = {}
         self._suspected: set[str] = set()
         self._lock = threading.Lock()
 
     def heartbeat(self, member: str) -> None:
         with self._lock:
-            self.counters["heartbeats"] += 1
+            self.metrics.count("heartbeats")
             detector = self._members.get(member)
             if detector is None:
                 self._members[member] = _PausedPhi(self.config, self.clock)
@@ -260,7 +262,7 @@ class FailureDetectorRegistry:
                 suspected = detector.phi() >= self.config.threshold
                 if suspected != (member in self._suspected):
                     (self._suspected.add if suspected else self._suspected.discard)(member)
-                    self.counters["suspicions" if suspected else "recoveries"] += 1
+                    self.metrics.count("suspicions" if suspected else "recoveries")
                     changes.append((member, suspected))
         for member, suspected in changes:
             if suspected:

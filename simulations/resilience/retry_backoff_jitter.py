@@ -30,10 +30,7 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
-from simulations.breakers import BreakerConfig, CircuitBreaker, ErrorRate
-from simulations.clients import Client, RequestSource
-from simulations.distributions import Exponential
-from simulations.errors import (
+from patterns.checks import (
     check_choice,
     check_int,
     check_non_negative,
@@ -41,6 +38,10 @@ from simulations.errors import (
     check_probability,
     check_range,
 )
+from patterns.resilience.circuit_breaker import BreakerConfig, CircuitBreaker, ErrorRate
+from patterns.resilience.retry_backoff_jitter import Backoff, Retrier, RetryBudget
+from simulations.clients import Client, RequestSource
+from simulations.distributions import Exponential
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow
@@ -54,7 +55,6 @@ from simulations.metrics import (
     time_average,
 )
 from simulations.records import Outcome, RequestLog, RequestTable
-from simulations.retries import Backoff, Retrier, RetryBudget
 from simulations.servers import ServerPool, Service
 from simulations.workloads import PoissonArrivals
 

@@ -27,23 +27,26 @@ import numpy as np
 import simpy
 from numpy.polynomial.hermite_e import hermegauss
 
-from simulations.clients import Client, RequestSource
-from simulations.detectors import HeartbeatDetector, PhiAccrualDetector, normal_tail_z
-from simulations.distributions import Distribution, LogNormal
-from simulations.errors import (
+from patterns.checks import (
     check_choice,
     check_int,
     check_non_negative,
     check_positive,
     check_probability,
 )
+from patterns.resilience.failure_detection import (
+    HeartbeatDetector,
+    PhiAccrualDetector,
+    normal_tail_z,
+)
+from simulations.clients import Client, RequestSource
+from simulations.distributions import Distribution, LogNormal, survival
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.metrics import latency_over_time, per_bin, rate_over_time
 from simulations.records import Outcome, RequestLog, RequestTable
 from simulations.servers import ServerPool
-from simulations.timeouts import survival
 from simulations.workloads import PoissonArrivals
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Input checks shared by every module of the toolkit.
+"""Input checks shared by the patterns and the simulation toolkit.
 
 Think of a form clerk who hands a form back with the wrong box circled: "rate must be > 0
 (got -1.0)". Each helper checks one value, returns it (converted) when it is fine, and otherwise

@@ -11,14 +11,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulations.experiments import replicate
-from simulations.load_shedding import (
-    POLICIES,
+from patterns.resilience.load_shedding import (
     LoadShedder,
     OverloadedError,
     ProductionLoadShedder,
-    Scenario,
     ShedderConfig,
+)
+from simulations.experiments import replicate
+from simulations.metrics import t_quantile
+from simulations.resilience.load_shedding import (
+    POLICIES,
+    Scenario,
     nonpreemptive_response_time,
     preemptive_response_time,
     priority_mm1,
@@ -28,7 +31,6 @@ from simulations.load_shedding import (
     timeline,
     toolkit_preemptive_ends,
 )
-from simulations.metrics import t_quantile
 from simulations.theory import mm1_mean_response, mm1_response_percentile
 
 
@@ -92,7 +94,7 @@ def test_production_shedder_refuses_fails_over_and_counts(caplog) -> None:
     with pytest.raises(ValueError, match=r"priority must be an integer in \[0, 1\] \(got 2\)"):
         shedder.admit(2)
     assert shedder.admit(0)  # holds the only worker
-    with caplog.at_level(logging.INFO, logger="simulations.load_shedding"):
+    with caplog.at_level(logging.INFO, logger="patterns.resilience.load_shedding"):
         assert shedder.call(lambda: "served", priority=0) == "served"  # waits 1 s <= 2 s
         assert shedder.admit(0)  # 1 completion seen, 1 ahead: 1 s
         with pytest.raises(OverloadedError, match="priority 1 shed"):
@@ -100,7 +102,7 @@ def test_production_shedder_refuses_fails_over_and_counts(caplog) -> None:
         assert shedder.call(lambda: "never", priority=1, fallback=lambda: "cached") == "cached"
     assert shedder.shedding == {1}
     assert [r.levelname for r in caplog.records] == ["WARNING"]  # logged once, not per request
-    assert shedder.counters["shed_1"] == 2 and shedder.latency.total == 1
+    assert shedder.metrics.counts["shed_1"] == 2 and shedder.metrics.observed("call_seconds") == 1
 
 
 def test_production_shedder_counts_add_up_under_threads() -> None:
@@ -120,9 +122,10 @@ def test_production_shedder_counts_add_up_under_threads() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    c = shedder.counters
+    c = shedder.metrics.counts
     assert sum(c[f"{kind}_{p}"] for kind in ("admitted", "shed") for p in (0, 1)) == 2400
-    assert c["admitted_0"] + c["admitted_1"] == len(calls) == shedder.latency.total
+    latencies = shedder.metrics.observed("call_seconds")
+    assert c["admitted_0"] + c["admitted_1"] == len(calls) == latencies
     assert shedder.in_flight == 0
 
 

@@ -7,13 +7,11 @@ hang up you may wait all afternoon on a line nobody will pick up. If the part is
 need before the shop closes, what matters is not ten seconds per call but the closing time for
 the whole errand (a *deadline*), and each call should only get what is left of it.
 
-This module holds the lesson's three parts:
+This module is the lesson's study (the pattern itself is ``patterns.resilience.timeouts``):
 
 * closed forms: P(false timeout) = 1 − F(T) for the service-time distribution F, the timeout
   that gives a target false-timeout rate (a percentile of F), fan-out, hedged requests and the
   extra load of retries;
-* the pattern as small classes with an injectable clock (`Deadline`, `PercentileTimeout`) and a
-  production-grade asyncio version (`TimeoutConfig`, `ProductionTimeout`);
 * the SimPy study (`Scenario`, `simulate`, `summary`, `timeline`), built from the toolkit: a
   `ServerPool` dependency called through `Client` objects with a timeout, traffic from a
   `RequestSource`, slow episodes from a `FaultSchedule`.
@@ -21,38 +19,25 @@ This module holds the lesson's three parts:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from statistics import NormalDist
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import simpy
 from simpy.events import Event
 
-from simulations.breakers import BreakerConfig, CircuitBreaker, ErrorRate, LatencyHistogram
-from simulations.clients import Client, RequestSource
-from simulations.distributions import (
-    Bimodal,
-    Deterministic,
-    Distribution,
-    Exponential,
-    LogNormal,
-    Pareto,
-)
-from simulations.errors import (
+from patterns.checks import (
     check_int,
     check_non_negative,
     check_positive,
     check_probability,
     check_range,
 )
+from patterns.resilience.circuit_breaker import BreakerConfig, CircuitBreaker, ErrorRate
+from simulations.clients import Client, RequestSource
+from simulations.distributions import Distribution, LogNormal, quantile, survival
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.metrics import latency_percentiles, per_bin, rate_over_time
 from simulations.records import Outcome, RequestLog, RequestTable
@@ -60,44 +45,7 @@ from simulations.servers import ServerPool
 from simulations.theory import fanout_tail
 from simulations.workloads import ArrivalProcess, PoissonArrivals
 
-T = TypeVar("T")
-Clock = Callable[[], float]
-log = logging.getLogger(__name__)
-_NORMAL = NormalDist()
-
 # ---------------------------------------------------------------- theory
-
-
-def survival(service: Distribution, t: float) -> float:
-    """P(S > t) for one of the toolkit's service-time distributions (exact, closed form)."""
-    if isinstance(service, Exponential):
-        return math.exp(-max(t, 0.0) / service.mean)
-    if isinstance(service, Deterministic):
-        return 1.0 if t < service.mean else 0.0
-    if isinstance(service, LogNormal):
-        return 1.0 if t <= 0 else 1.0 - _NORMAL.cdf((math.log(t) - service.mu) / service.sigma)
-    if isinstance(service, Bimodal):
-        return 1.0 if t < service.fast else service.slow_fraction if t < service.slow else 0.0
-    if isinstance(service, Pareto):
-        return 1.0 if t < service.x_min else (service.x_min / t) ** service.shape
-    raise ValueError(f"service must be Exponential, Deterministic, LogNormal, Bimodal or Pareto "
-                     f"(got {service!r})")
-
-
-def quantile(service: Distribution, p: float) -> float:
-    """The smallest t with P(S ≤ t) ≥ p: the service time's p-quantile (p in (0, 1))."""
-    p = check_range("p", p, 0.0, 1.0, low_open=True, high_open=True)
-    if isinstance(service, Exponential):
-        return -service.mean * math.log1p(-p)
-    if isinstance(service, Deterministic):
-        return service.mean
-    if isinstance(service, LogNormal):
-        return math.exp(service.mu + service.sigma * _NORMAL.inv_cdf(p))
-    if isinstance(service, Bimodal):
-        return service.fast if p <= 1.0 - service.slow_fraction else service.slow
-    if isinstance(service, Pareto):
-        return service.x_min * (1.0 - p) ** (-1.0 / service.shape)
-    return survival(service, 0.0)  # raises the "service must be ..." error
 
 
 def false_timeout_probability(service: Distribution, timeout_s: float) -> float:
@@ -152,166 +100,6 @@ def expected_attempts(timeout_probability: float, retries: int) -> float:
     p = check_probability("timeout_probability", timeout_probability)
     k = check_int("retries", retries, 0)
     return float(k + 1) if p == 1 else (1.0 - p ** (k + 1)) / (1.0 - p)
-
-
-# ---------------------------------------------------------------- the pattern (Level 2)
-
-
-class DeadlineExceeded(TimeoutError):
-    """No time is left for this request: do not start the call."""
-
-
-class Deadline:
-    """The instant after which an answer is useless, shared by every call made for one request.
-
-    Each call gets ``timeout_for(per_call_s)``: its own timeout, but never more than what is
-    left. ``child`` hands a downstream service a deadline no later than this one (propagation).
-    """
-
-    def __init__(self, budget_s: float, clock: Clock = time.monotonic) -> None:
-        self.clock = clock
-        self.expires_at = clock() + check_non_negative("budget_s", budget_s)
-
-    def remaining(self) -> float:
-        """Seconds left (0 once expired)."""
-        return max(0.0, self.expires_at - self.clock())
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
-    def timeout_for(self, per_call_s: float | None = None) -> float:
-        """The timeout for the next call: min(per-call timeout, time left)."""
-        left = self.remaining()
-        if left <= 0.0:
-            raise DeadlineExceeded(f"deadline passed {self.clock() - self.expires_at:.3f} s ago")
-        return left if per_call_s is None else min(check_positive("per_call_s", per_call_s), left)
-
-    def child(self, budget_s: float | None = None) -> Deadline:
-        """A deadline for a downstream call: this one, or sooner if ``budget_s`` is smaller."""
-        left = self.remaining()
-        return Deadline(left if budget_s is None else min(budget_s, left), self.clock)
-
-
-class PercentileTimeout:
-    """A timeout set from measured latency: the (1 − ``false_timeout_rate``) percentile of the
-    last ``window`` observations, times ``padding``, clamped to [``min_s``, ``max_s``].
-
-    Until ``min_samples`` latencies have been seen it answers ``initial_s``. Observe answered
-    calls only: a timed-out call's latency is unknown, and counting it as the timeout would
-    ratchet the timeout up by ``padding`` whenever more than ``false_timeout_rate`` of calls
-    hang. Answers slower than the timeout are never seen, so ``padding`` > 1 is what lets the
-    timeout grow when the dependency gets slower.
-    """
-
-    def __init__(self, false_timeout_rate: float = 0.001, window: int = 1000,
-                 padding: float = 1.0, min_s: float = 0.001, max_s: float = 10.0,
-                 initial_s: float = 1.0, min_samples: int = 100) -> None:
-        self.false_timeout_rate, self.padding = false_timeout_rate, padding
-        self.min_s, self.max_s, self.initial_s = min_s, max_s, initial_s
-        self.min_samples = min_samples
-        self.recent: deque[float] = deque(maxlen=window)
-
-    def observe(self, latency_s: float) -> None:
-        self.recent.append(latency_s)
-
-    def current(self) -> float:
-        """The timeout to use for the next call (s)."""
-        if len(self.recent) < self.min_samples:
-            return self.initial_s
-        ordered = sorted(self.recent)
-        rank = math.ceil((1.0 - self.false_timeout_rate) * len(ordered)) - 1
-        return min(max(ordered[max(rank, 0)] * self.padding, self.min_s), self.max_s)
-
-
-# ---------------------------------------------------------------- production-grade (Level 3)
-
-
-@dataclass(frozen=True)
-class TimeoutConfig:
-    """Settings of a `ProductionTimeout`; the 0.1 % false-timeout target is the example of
-    Amazon's Builders' Library article (timeout at the downstream p99.9)."""
-
-    false_timeout_rate: float = 0.001
-    window: int = 1000
-    padding: float = 1.2
-    min_s: float = 0.001
-    max_s: float = 10.0
-    initial_s: float = 1.0
-    min_samples: int = 100
-
-    def __post_init__(self) -> None:
-        name = "TimeoutConfig."
-        check_range(name + "false_timeout_rate", self.false_timeout_rate, 0.0, 0.5,
-                    low_open=True)
-        check_int(name + "window", self.window, 1)
-        check_range(name + "padding", self.padding, 1.0)
-        check_positive(name + "min_s", self.min_s)
-        check_range(name + "max_s", self.max_s, self.min_s)
-        check_range(name + "initial_s", self.initial_s, self.min_s, self.max_s)
-        check_int(name + "min_samples", self.min_samples, 1, self.window)
-
-
-class ProductionTimeout(PercentileTimeout):
-    """The percentile timeout hardened: validated config, a lock, ``logging``, counters, a
-    latency histogram, and an asyncio ``call`` that honours a propagated `Deadline`.
-
-    The lock guards the window and the counters only, never the awaited call, so callers on
-    several threads (each with its own event loop) can share one instance.
-    """
-
-    def __init__(self, name: str, config: TimeoutConfig | None = None,
-                 clock: Clock = time.monotonic) -> None:
-        self.name, self.config, self.clock = name, config or TimeoutConfig(), clock
-        c = self.config
-        super().__init__(c.false_timeout_rate, c.window, c.padding, c.min_s, c.max_s,
-                         c.initial_s, c.min_samples)
-        self.counters: Counter[str] = Counter()
-        self.latency = LatencyHistogram()
-        self._lock = threading.Lock()
-
-    def current(self) -> float:
-        with self._lock:
-            return super().current()
-
-    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any,
-                   deadline: Deadline | None = None) -> T:
-        """Await ``fn(*args)`` for at most the current timeout (and what is left of
-        ``deadline``); raise ``TimeoutError`` (or `DeadlineExceeded` before starting)."""
-        timeout = self.current()
-        if deadline is not None:
-            try:
-                timeout = deadline.timeout_for(timeout)
-            except DeadlineExceeded:
-                self._count("deadline_exceeded")
-                log.warning("%s: deadline already passed, call not started", self.name)
-                raise
-        start = self.clock()
-        try:
-            async with asyncio.timeout(timeout):
-                result = await fn(*args)
-        except TimeoutError:
-            self._finish("timeouts", timeout)
-            log.warning("%s: timed out after %.3f s", self.name, timeout)
-            raise
-        except Exception:
-            self._finish("errors", self.clock() - start)
-            raise
-        self._finish("successes", self.clock() - start)
-        return result
-
-    def _count(self, what: str) -> None:
-        with self._lock:
-            self.counters["calls"] += 1
-            self.counters[what] += 1
-
-    def _finish(self, what: str, latency_s: float) -> None:
-        with self._lock:
-            self.counters["calls"] += 1
-            self.counters[what] += 1
-            self.latency.observe(latency_s)
-            if what == "successes":
-                self.observe(latency_s)
 
 
 # ---------------------------------------------------------------- the SimPy study
@@ -560,9 +348,8 @@ def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0):
 
 
 __all__ = [
-    "Deadline", "DeadlineExceeded", "PercentileTimeout", "ProductionTimeout", "Run", "Scenario",
-    "TimeoutConfig", "expected_attempts", "false_timeout_probability",
+    "Run", "Scenario", "expected_attempts", "false_timeout_probability",
     "fanout_timeout_probability", "hedge_rate", "hedged_survival",
-    "per_call_timeout_for_fanout", "plot_dashboard", "plot_sweep", "quantile", "simulate",
-    "summary", "survival", "sweep", "timeline", "timeout_for_false_rate",
+    "per_call_timeout_for_fanout", "plot_dashboard", "plot_sweep", "simulate",
+    "summary", "sweep", "timeline", "timeout_for_false_rate"
 ]

@@ -26,16 +26,22 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
-from simulations.breakers import BreakerConfig, CircuitBreaker, Clock, ErrorRate, State
-from simulations.clients import Client, RequestSource
-from simulations.distributions import Distribution, LogNormal
-from simulations.errors import (
+from patterns.checks import (
     check_choice,
     check_int,
     check_non_negative,
     check_positive,
     check_probability,
 )
+from patterns.resilience.circuit_breaker import (
+    BreakerConfig,
+    CircuitBreaker,
+    Clock,
+    ErrorRate,
+    State,
+)
+from simulations.clients import Client, RequestSource
+from simulations.distributions import Distribution, LogNormal
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow

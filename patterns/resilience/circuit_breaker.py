@@ -23,18 +23,18 @@ listeners).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from simulations.errors import check_int, check_positive, check_range
+from patterns.checks import check_int, check_positive, check_range
+from patterns.metrics import Instruments
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -184,23 +184,6 @@ class BreakerConfig:
         check_int(name + "half_open_calls", self.half_open_calls, low=1)
 
 
-class LatencyHistogram:
-    """Counts of call latencies in fixed buckets (upper bounds in seconds), as a metrics
-    library would export them; the last bucket catches everything slower."""
-
-    def __init__(self, bounds_s: Iterable[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                    1.0, 2.5, 5.0, 10.0)) -> None:
-        self.bounds_s = sorted(bounds_s)
-        self.counts = [0] * (len(self.bounds_s) + 1)
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds_s, seconds)] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts)
-
-
 Listener = Callable[[str, State, State], None]  # (breaker name, from, to)
 
 
@@ -221,8 +204,8 @@ class ProductionCircuitBreaker(CircuitBreaker):
                            self.config.minimum_calls)
         super().__init__(policy, self.config.sleep_window_s, clock, self.config.half_open_calls)
         self.listeners = list(listeners)
-        self.counters: Counter[str] = Counter()
-        self.latency = LatencyHistogram()
+        self.metrics = Instruments("circuit_breaker", "Calls through the breaker")
+        self.latency = self.metrics.histogram("call_seconds", "Latency of calls let through")
         self._lock = threading.Lock()
         self._unannounced: deque[tuple[float, State, State]] = deque()
         self._announcing = threading.RLock()  # keeps announcements in order; re-entrant
@@ -230,10 +213,10 @@ class ProductionCircuitBreaker(CircuitBreaker):
     def call(self, fn: Callable[..., T], *args: Any,
              fallback: Callable[[], T] | None = None, **kwargs: Any) -> T:
         with self._lock:
-            self.counters["calls"] += 1
+            self.metrics.count("calls")
             allowed = self.allow()
             if not allowed:
-                self.counters["rejections"] += 1
+                self.metrics.count("rejections")
                 state = self.state
         self._announce()
         if not allowed:
@@ -251,7 +234,7 @@ class ProductionCircuitBreaker(CircuitBreaker):
 
     def _finish(self, ok: bool, start: float) -> None:
         with self._lock:
-            self.counters["successes" if ok else "failures"] += 1
+            self.metrics.count("successes" if ok else "failures")
             self.latency.observe(self.clock() - start)
             self.record(ok)
         self._announce()
@@ -259,7 +242,7 @@ class ProductionCircuitBreaker(CircuitBreaker):
     def _move_to(self, new: State, now: float) -> None:
         old = self.state
         super()._move_to(new, now)
-        self.counters["transitions"] += 1
+        self.metrics.count("transitions")
         self._unannounced.append((now, old, new))
 
     def _announce(self) -> None:

@@ -11,27 +11,35 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from simulations.breakers import BreakerConfig
-from simulations.distributions import Bimodal, Deterministic, Exponential, LogNormal, Pareto
-from simulations.faults import FaultWindow
-from simulations.records import Outcome
-from simulations.timeouts import (
+from patterns.resilience.circuit_breaker import BreakerConfig
+from patterns.resilience.timeouts import (
     Deadline,
     DeadlineExceeded,
     PercentileTimeout,
     ProductionTimeout,
-    Scenario,
     TimeoutConfig,
+)
+from simulations.distributions import (
+    Bimodal,
+    Deterministic,
+    Exponential,
+    LogNormal,
+    Pareto,
+    quantile,
+    survival,
+)
+from simulations.faults import FaultWindow
+from simulations.records import Outcome
+from simulations.resilience.timeouts import (
+    Scenario,
     expected_attempts,
     false_timeout_probability,
     fanout_timeout_probability,
     hedge_rate,
     hedged_survival,
     per_call_timeout_for_fanout,
-    quantile,
     simulate,
     summary,
-    survival,
     timeout_for_false_rate,
 )
 
@@ -144,11 +152,11 @@ def test_production_timeout_cuts_a_hung_call_counts_and_logs(caplog) -> None:
             await guard.call(answer, 0.001, deadline=expired)
         return seen
 
-    with caplog.at_level(logging.WARNING, logger="simulations.timeouts"):
+    with caplog.at_level(logging.WARNING, logger="patterns.resilience.timeouts"):
         assert asyncio.run(scenario()) == ["42 in stock", "42 in stock", "timeout"]
-    c = guard.counters
+    c = guard.metrics.counts
     assert c["calls"] == 4 and c["successes"] == 2 and c["timeouts"] == 1
-    assert c["deadline_exceeded"] == 1 and guard.latency.total == 3
+    assert c["deadline_exceeded"] == 1 and guard.metrics.observed("call_seconds") == 3
     assert any("timed out after 0.050 s" in r.message for r in caplog.records)
 
 

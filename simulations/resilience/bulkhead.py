@@ -19,8 +19,10 @@ semaphore bulkhead is one more ``Service`` in front of the shared workers.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
@@ -29,18 +31,17 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
-from simulations.breakers import BreakerConfig
-from simulations.bulkheads import Bulkhead
-from simulations.circuit_breaker import BreakerService, make_breaker
-from simulations.clients import Client, RequestSource
-from simulations.distributions import Exponential
-from simulations.errors import (
+from patterns.checks import (
     check_choice,
     check_int,
     check_non_negative,
     check_positive,
     check_range,
 )
+from patterns.resilience.bulkhead import Bulkhead
+from patterns.resilience.circuit_breaker import BreakerConfig
+from simulations.clients import Client, RequestSource
+from simulations.distributions import Exponential
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
 from simulations.faults import FaultSchedule, FaultWindow
@@ -53,6 +54,7 @@ from simulations.metrics import (
     time_average,
 )
 from simulations.records import Outcome, RequestLog, RequestTable
+from simulations.resilience.circuit_breaker import BreakerService, make_breaker
 from simulations.servers import ServerPool, Service
 from simulations.theory import erlang_b, mmc_mean_response, mmc_response_percentile
 from simulations.workloads import PoissonArrivals, TimeVaryingArrivals
@@ -419,3 +421,51 @@ def plot_sweep(rows: list[dict[str, Any]], x: str, by: str, xlabel: str,
     return plots.sweep_panels(rows, x=x, by=by, metrics=metrics, xlabel=xlabel,
                               ylabels={m: f"{LABELS.get(m, m)}, {tenant}" for m in metrics},
                               group_label=lambda g: f"{by} = {g}")
+
+
+# ---------------------------------------------------------------- comparing with libraries
+
+OPERATIONS = ("acquire", "release")
+
+
+def replay(operations: Iterable[str], acquire: Callable[[], bool],
+           release: Callable[[], None]) -> list[bool]:
+    """Run a sequence of ``"acquire"`` / ``"release"`` against a semaphore-like pair of
+    functions and return the admit decision of each acquire. A release is only sent while a
+    permit is held, so any correct bulkhead or bounded semaphore accepts the sequence."""
+    decisions, held = [], 0
+    for operation in operations:
+        if check_choice("operation", operation, OPERATIONS) == "acquire":
+            admitted = bool(acquire())
+            decisions.append(admitted)
+            held += admitted
+        elif held:
+            release()
+            held -= 1
+    return decisions
+
+
+def replay_asyncio(operations: Iterable[str], limit: int) -> list[bool]:
+    """`replay` against an ``asyncio.Semaphore(limit)`` used as a bulkhead: a call acquires
+    only when a permit is free (``await acquire()`` then returns at once) and is refused
+    otherwise. Runs in an event loop on a thread of its own, so it also works where a loop is
+    already running, as in a notebook."""
+    check_int("limit", limit, low=1)
+    operations, decisions = list(operations), []
+
+    def run() -> None:
+        loop, semaphore = asyncio.new_event_loop(), asyncio.Semaphore(limit)
+        try:
+            decisions.extend(replay(
+                operations,
+                lambda: not semaphore.locked() and loop.run_until_complete(semaphore.acquire()),
+                semaphore.release))
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():
+        raise RuntimeError("replay_asyncio: the event loop thread did not finish in 10 s")
+    return decisions

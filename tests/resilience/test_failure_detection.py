@@ -1,5 +1,5 @@
-"""Failure detectors (simulations.detectors) and the heartbeat study
-(simulations.failure_detection).
+"""Failure detectors (patterns.resilience.failure_detection) and the heartbeat study
+(simulations.resilience.failure_detection).
 
 Theory checks use independent replications and a t-interval: the simulated mean must lie within
 k = 3 standard errors of the closed form (plus, for the φ approximations, a stated model margin).
@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulations.detectors import (
+from patterns.resilience.failure_detection import (
     DetectorConfig,
     FailureDetectorRegistry,
     HeartbeatDetector,
@@ -25,8 +25,9 @@ from simulations.detectors import (
     phi_exact,
     phi_logistic,
 )
-from simulations.distributions import LogNormal
-from simulations.failure_detection import (
+from simulations.distributions import LogNormal, survival
+from simulations.metrics import t_quantile
+from simulations.resilience.failure_detection import (
     Scenario,
     failover_summary,
     mean_detection_time_s,
@@ -40,8 +41,6 @@ from simulations.failure_detection import (
     timeline,
     worst_detection_time_s,
 )
-from simulations.metrics import t_quantile
-from simulations.timeouts import survival
 
 K = 3.0  # standard errors allowed between simulation and theory
 
@@ -158,15 +157,16 @@ def test_registry_announces_suspicion_and_recovery_once_each(caplog):
     assert registry.check() == []
     now[0] = 20.0
     registry.heartbeat("db-2")
-    with caplog.at_level("INFO", logger="simulations.detectors"):
+    with caplog.at_level("INFO", logger="patterns.resilience.failure_detection"):
         assert registry.check() == [("db-1", True)]
         assert registry.check() == []
         registry.heartbeat("db-1")
         assert registry.check() == [("db-1", False)]
     assert changes == [("db-1", True, 20.0), ("db-1", False, 20.0)]
-    assert registry.counters["suspicions"] == 1 and registry.counters["recoveries"] == 1
+    assert registry.metrics.counts["suspicions"] == 1 and registry.metrics.counts["recoveries"] == 1
     assert "member db-1 suspected" in caplog.text
-    assert registry.intervals.total == registry.counters["heartbeats"] - 2
+    intervals = registry.metrics.observed("heartbeat_interval_seconds")
+    assert intervals == registry.metrics.counts["heartbeats"] - 2
 
 
 def test_registry_counts_add_up_under_concurrent_heartbeats():
@@ -184,8 +184,8 @@ def test_registry_counts_add_up_under_concurrent_heartbeats():
     for thread in threads:
         thread.join(timeout=20)
     assert not any(thread.is_alive() for thread in threads)
-    assert registry.counters["heartbeats"] == 8000
-    assert registry.intervals.total == 8000 - len(members)
+    assert registry.metrics.counts["heartbeats"] == 8000
+    assert registry.metrics.observed("heartbeat_interval_seconds") == 8000 - len(members)
 
 
 # ---------------------------------------------------------------- the simulation against theory

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tenacity
 
-from simulations.metrics import confidence_interval
-from simulations.retries import (
+from patterns.resilience.retry_backoff_jitter import (
     Backoff,
     ProductionRetrier,
     Retrier,
@@ -22,7 +21,8 @@ from simulations.retries import (
     RetryConfig,
     tenacity_wait,
 )
-from simulations.retry_backoff_jitter import (
+from simulations.metrics import confidence_interval
+from simulations.resilience.retry_backoff_jitter import (
     POLICIES,
     Scenario,
     collapse_persists,
@@ -154,16 +154,16 @@ def test_production_retrier_counts_logs_and_stops_at_the_deadline(caplog) -> Non
     config = RetryConfig(max_attempts=10, base_s=1.0, cap_s=100.0, jitter="none",
                          deadline_s=10.0, budget_ratio=None)
     retrier = ProductionRetrier("db", config, clock=lambda: now[0], sleep=sleep)
-    with caplog.at_level("INFO", logger="simulations.retries"), \
+    with caplog.at_level("INFO", logger="patterns.resilience.retry_backoff_jitter"), \
             pytest.raises(ConnectionError):
         retrier.call(Flaky(failures=100))
     # waits 1, 2, 4 end at t = 7; the next (8 s) would end at 15 > 10: stop after 4 attempts
-    assert retrier.counters["attempts"] == 4
-    assert retrier.counters["deadline_stops"] == 1
-    assert retrier.counters["gave_up"] == 1
+    assert retrier.metrics.counts["attempts"] == 4
+    assert retrier.metrics.counts["deadline_stops"] == 1
+    assert retrier.metrics.counts["gave_up"] == 1
     assert retrier.attempts_per_call == {4: 1}
     assert "giving up after 4 attempt(s)" in caplog.text
-    assert retrier.waits.total == 3
+    assert retrier.metrics.observed("wait_seconds") == 3
 
 
 def test_production_retrier_is_consistent_under_threads() -> None:
@@ -192,7 +192,7 @@ def test_production_retrier_is_consistent_under_threads() -> None:
         t.start()
     for t in threads:
         t.join()
-    c = retrier.counters
+    c = retrier.metrics.counts
     assert c["calls"] == 1600 == c["successes"] + c["gave_up"]
     assert c["attempts"] == calls[0] == sum(k * v for k, v in retrier.attempts_per_call.items())
     assert c["attempts"] - c["calls"] == c["retries"] <= 3 + 0.2 * 1600

@@ -17,13 +17,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulations.distributions import Deterministic, Exponential
-from simulations.failover import (
+from patterns.resilience.failover import (
     FailoverConfig,
     FailoverManager,
     ProductionFailoverManager,
-    Scenario,
     StalePrimaryError,
+)
+from simulations.distributions import Deterministic, Exponential
+from simulations.resilience.failover import (
+    Scenario,
     availability,
     downtime_per_year_min,
     failover_unavailability,
@@ -117,8 +119,8 @@ def test_fencing_refuses_the_old_primary_and_counts_it() -> None:
     with pytest.raises(StalePrimaryError, match="a wrote with epoch 1, but the primary is b"):
         m.check_write("a", old_epoch)
     m.check_write("b", m.epoch)
-    assert m.counters == {"failovers": 1, "promotions": 1, "refused writes": 1}
-    assert m.gaps.total == 1
+    assert m.metrics.counts == {"failovers": 1, "promotions": 1, "refused writes": 1}
+    assert m.metrics.observed("gap_seconds") == 1
     assert seen == ["primary lost", "promoting", "promoted"]
 
 
@@ -150,8 +152,8 @@ def test_production_manager_is_consistent_under_threads() -> None:
     m.heartbeat("c")
     m.tick()
     assert m.primary == "c"
-    assert m.counters["promotions"] == m.epoch - 1 >= 1
-    assert m.counters["failovers"] == m.counters["promotions"]
+    assert m.metrics.counts["promotions"] == m.epoch - 1 >= 1
+    assert m.metrics.counts["failovers"] == m.metrics.counts["promotions"]
 
 
 # ---------------------------------------------------------------- theory

@@ -1,0 +1,2 @@
+"""Resilience patterns: breakers, bulkheads, retries, timeouts, load shedding, backpressure,
+failover and failure detection."""

@@ -1,0 +1,1 @@
+"""The foundations lessons' studies."""

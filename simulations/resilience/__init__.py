@@ -1,0 +1,1 @@
+"""The resilience lessons' studies: each lesson's scenario, simulation, closed forms and plots."""
