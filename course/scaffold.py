@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from course import release
 from course.notebook_files import read_markdown, relative, write_pair
 from course.paths import CATEGORIES, ROOT, TEMPLATE_DIR
 
@@ -59,7 +60,8 @@ def title_of(name: str) -> str:
 
 
 def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = None) -> list[Path]:
-    """Write the stub lesson and its solutions notebook (each with its twin); return the paths."""
+    """Write the stub lesson, its solutions notebook (each with its twin) and the student copy
+    its Exercises section links; return the paths."""
     category, name = parse_slug(text)
     root = Path(root)
     lesson = root / "notebooks" / category / f"{name}.md"
@@ -85,4 +87,6 @@ def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = No
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         write_pair(read_markdown(target), target)
-    return [lesson, lesson.with_suffix(".ipynb"), solution, solution.with_suffix(".ipynb")]
+    released = release.assign([solution], root / "solutions", root / "exercises")
+    return [lesson, lesson.with_suffix(".ipynb"), solution, solution.with_suffix(".ipynb"),
+            *released]

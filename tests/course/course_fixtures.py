@@ -149,6 +149,10 @@ tenacity.
 ## ✅ Pattern Checklist
 
 - [ ] You understand the trade-offs
+
+## Exercises
+
+[The exercises](../../exercises/{slug}.ipynb).
 """
 
 FOUNDATION_BODY = """
@@ -172,7 +176,12 @@ kernelspec:
 ---
 
 # Exercises
+
+For [the lesson](../../notebooks/{slug}.ipynb).
 {cells}
+```{{code-cell}} ipython3
+check_my_answers("{name}.ipynb")
+```
 """
 
 GRADED_CELL = """
@@ -195,7 +204,8 @@ def lesson_text(slug: str, status: str = "complete", title: str = "Toy Breaker",
                 difficulty: str = "intermediate", related: str = "None yet.") -> str:
     """A lesson that meets every rule of `course validate` (before a test breaks one)."""
     folder = slug.split("/")[0]
-    body = FOUNDATION_BODY if folder == "foundations" else PATTERN_BODY.format(related=related)
+    body = (FOUNDATION_BODY if folder == "foundations"
+            else PATTERN_BODY.format(related=related, slug=slug))
     return (FRONT_MATTER.format(title=title, folder=folder, status=status, difficulty=difficulty)
             + OPENING.format(title=title, slug=slug) + body)
 
@@ -216,12 +226,16 @@ class Course:
         (root / "notebooks").mkdir(parents=True)
 
     def lesson(self, slug: str, text: str | None = None, **options) -> Path:
+        """A lesson, and the released exercises its Exercises section links."""
+        write_notebook(self.root / "exercises" / f"{slug}.md", SOLUTION.format(
+            slug=slug, name=slug.split("/")[-1], cells=""))
         return write_notebook(self.root / "notebooks" / f"{slug}.md",
                               text if text is not None else lesson_text(slug, **options))
 
     def solutions(self, slug: str, graded: int = 3) -> Path:
         cells = "".join(GRADED_CELL.format(n=n) for n in range(graded))
-        return write_notebook(self.root / "solutions" / f"{slug}.md", SOLUTION.format(cells=cells))
+        return write_notebook(self.root / "solutions" / f"{slug}.md", SOLUTION.format(
+            slug=slug, name=slug.split("/")[-1], cells=cells))
 
     def args(self, **values) -> argparse.Namespace:
         return argparse.Namespace(root=self.root, **values)
