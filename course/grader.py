@@ -59,7 +59,7 @@ CSV_FIELDS = ("learner", "exercise", "points", "max_points", "status", "message"
 # Where IPython's traceback names a line of a cell, and a name an answer never defined.
 CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-IPYTHON_FILE = re.compile(r" \(\S+\.py, line \d+\)$")  # where IPython compiled the cell
+IPYTHON_FILE = re.compile(r" \([^()]*, line (\d+)\)$")  # where Python compiled the cell
 UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined")
 # The kernel that grades is not a JupyterLab session: "Check my answers" in it does nothing.
 SESSION_VARIABLE = "JPY_SESSION_NAME"
@@ -296,15 +296,17 @@ def _session(nb: nbformat.NotebookNode, runs: list[CellRun], start: int, timeout
             if content.get("status") == "error":
                 runs[index] = CellRun("error", content.get("ename", "Error"),
                                       content.get("evalue", ""),
-                                      _error_line(content.get("traceback", [])))
+                                      _error_line(content))
             else:
                 runs[index] = CellRun("ok")
     return len(nb.cells)
 
 
-def _error_line(traceback: list[str]) -> int | None:
-    """The line of the cell that ran: the first cell frame in IPython's traceback."""
-    found = CELL_LINE.search(ANSI.sub("", "\n".join(traceback)))
+def _error_line(error: dict) -> int | None:
+    """The line of the cell that ran: the first cell frame in IPython's traceback, else (a
+    syntax error found while compiling) the line the error message names."""
+    found = (CELL_LINE.search(ANSI.sub("", "\n".join(error.get("traceback", []))))
+             or IPYTHON_FILE.search(error.get("evalue", "")))
     return int(found.group(1)) if found else None
 
 
