@@ -12,7 +12,17 @@ answered yet gets that message instead of a traceback::
                      what="the state after 5 consecutive failures with threshold 5")
 
 Each check prints a short "✓ ... passed" line when it passes and raises ``AssertionError``
-with a teaching message when it does not.
+with a teaching message when it does not. A test cell whose hidden part holds checks says how
+many (``exercise("Exercise 1 (...)", hidden=3)``), so the learner, who sees only the visible
+part, reads "visible checks passed; 3 more checks run when you check your answers".
+
+Feedback teaches without giving the answer away. ``mistakes`` maps the plausible wrong answers
+(values) to the mistake each one shows, and ``where`` names the part of the lesson that derives
+the right one; ``reveal=False`` (for a number or a choice the learner must reason out) keeps the
+expected value out of every message::
+
+    expect_no_mistake(tied_up, {240.0: "an inverted ratio: λ / T instead of λ · T"},
+                      what="tied_up", where="Level 5, Little's law")
 """
 
 from __future__ import annotations
@@ -20,12 +30,12 @@ from __future__ import annotations
 import enum
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
-__all__ = ["NotAnsweredError", "exercise", "expect_close", "expect_equal", "expect_raises",
-           "expect_true"]
+__all__ = ["NotAnsweredError", "exercise", "expect_close", "expect_equal", "expect_no_mistake",
+           "expect_raises", "expect_true"]
 
 _MAX_SHOWN = 120
 _current: list[str] = []  # the exercises being checked, innermost last
@@ -36,8 +46,9 @@ class NotAnsweredError(AssertionError):
 
 
 class _Exercise:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hidden: int) -> None:
         self.name = name
+        self.hidden = hidden
 
     def __enter__(self) -> _Exercise:
         _current.append(self.name)
@@ -52,7 +63,9 @@ class _Exercise:
         __tracebackhide__ = True
         _current.pop()
         if error is None:
-            print(f"✓ {self.name}: all checks passed")
+            more = (f"visible checks passed; {self.hidden} more check"
+                    f"{'s' if self.hidden > 1 else ''} run when you check your answers")
+            print(f"✓ {self.name}: {more if self.hidden else 'all checks passed'}")
             return False
         if isinstance(error, NotImplementedError):
             raise NotAnsweredError(
@@ -69,20 +82,26 @@ class _Exercise:
         return False
 
 
-def exercise(name: str) -> _Exercise:
-    """Context manager around one exercise's checks; `name` is how the learner knows it."""
-    return _Exercise(name)
+def exercise(name: str, *, hidden: int = 0) -> _Exercise:
+    """Context manager around one exercise's checks; `name` is how the learner knows it and
+    `hidden` how many checks its hidden part holds (`course assign` checks the count)."""
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+        raise ValueError(f"exercise(hidden=...) must be a whole number >= 0, got {hidden!r}")
+    return _Exercise(name, hidden)
 
 
-def expect_equal(actual: Any, expected: Any, *, what: str, hint: str = "") -> None:
+def expect_equal(actual: Any, expected: Any, *, what: str, hint: str = "",
+                 mistakes: Mapping[Any, str] | None = None, where: str = "",
+                 reveal: bool = True) -> None:
     """Check ``actual == expected``; `what` names the value ("the state after 5 failures")."""
     __tracebackhide__ = True
     _reject_unanswered(actual, expected, what)
     if not _same(actual, expected):
+        _wrong(actual, mistakes, what, where, hint, _same)
         message = f"{what} should be {_show(expected)}, but it is {_show(actual)}"
         if type(actual) is not type(expected) and not _both_numbers(actual, expected):
             message += f" (type {type(actual).__name__}, expected {type(expected).__name__})"
-        _fail(message, hint)
+        _fail(message if reveal else _not_right(actual, what), hint, where)
     _passed(what)
 
 
@@ -94,26 +113,50 @@ def expect_close(
     rel: float = 1e-6,
     abs: float = 0.0,  # noqa: A002 - the same name as math.isclose's
     hint: str = "",
+    mistakes: Mapping[float, str] | None = None,
+    where: str = "",
+    reveal: bool = True,
 ) -> None:
     """Check that the number `actual` is within `rel` (relative) or `abs` of `expected`."""
     __tracebackhide__ = True
     _reject_unanswered(actual, expected, what)
-    if not isinstance(actual, numbers.Real) or isinstance(actual, bool):
-        _fail(f"{what} should be a number, but it is {_show(actual)} "
-              f"(a {type(actual).__name__})", hint)
+    _require_number(actual, what, hint, where)
     if not math.isclose(actual, expected, rel_tol=rel, abs_tol=abs):
+        _wrong(actual, mistakes, what, where, hint, _near(rel, abs))
         tolerance = " or ".join(
             text for text, on in ((f"{rel:.2g} relative", rel > 0), (f"± {abs:.3g}", abs > 0)) if on
         )
-        _fail(f"{what} should be about {_show(expected)} (within {tolerance}), "
-              f"but it is {_show(actual)}", hint)
+        message = (f"{what} should be about {_show(expected)} (within {tolerance}), "
+                   f"but it is {_show(actual)}")
+        _fail(message if reveal else _not_right(actual, what), hint, where)
     _passed(what)
 
 
-def expect_true(condition: object, message: str, *, what: str = "check") -> None:
+def expect_no_mistake(
+    actual: Any,
+    mistakes: Mapping[Any, str],
+    *,
+    what: str,
+    where: str,
+    rel: float = 1e-3,
+    abs: float = 0.0,  # noqa: A002 - the same name as math.isclose's
+) -> None:
+    """Check that `actual` is none of the plausible wrong answers in `mistakes`, without
+    saying what the right one is: safe in a visible test cell of a reasoning question."""
+    __tracebackhide__ = True
+    _reject_unanswered(actual, "", what)
+    _wrong(actual, mistakes, what, where, "",
+           _near(rel, abs) if _both_numbers(actual, 0) else _same)
+    _passed(what)
+
+
+def expect_true(condition: object, message: str, *, what: str = "check",
+                where: str = "") -> None:
     """Check that `condition` holds; `message` says what is wrong when it does not."""
     __tracebackhide__ = True
     if not condition:
+        if where:
+            _fail(message.rstrip("."), "", where)
         raise AssertionError(message)
     _passed(what)
 
@@ -142,6 +185,33 @@ def expect_raises(
         _passed(what)
         return
     _fail(f"{what} should raise {expected.__name__}, but nothing was raised", hint)
+
+
+def _require_number(actual: Any, what: str, hint: str, where: str) -> None:
+    __tracebackhide__ = True
+    if not _both_numbers(actual, 0):
+        _fail(f"{what} should be a number, but it is {_show(actual)} "
+              f"(a {type(actual).__name__})", hint, where)
+
+
+def _near(rel: float, abs: float) -> Callable[[Any, Any], bool]:  # noqa: A002
+    def near(actual: Any, value: Any) -> bool:
+        return _both_numbers(actual, value) and math.isclose(actual, value, rel_tol=rel,
+                                                             abs_tol=abs)
+    return near
+
+
+def _wrong(actual: Any, mistakes: Mapping[Any, str] | None, what: str, where: str, hint: str,
+           matches: Callable[[Any, Any], bool]) -> None:
+    """Fail naming the mistake when `actual` is one of the known wrong answers."""
+    __tracebackhide__ = True
+    for value, mistake in (mistakes or {}).items():
+        if matches(actual, value):
+            _fail(f"{what} is {_show(actual)}: {mistake}", hint, where)
+
+
+def _not_right(actual: Any, what: str) -> str:
+    return f"{what} is {_show(actual)}, which is not right yet"
 
 
 def _reject_unanswered(actual: Any, expected: Any, what: str) -> None:
@@ -176,9 +246,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
-def _fail(message: str, hint: str) -> NoReturn:
+def _fail(message: str, hint: str, where: str = "") -> NoReturn:
     __tracebackhide__ = True
-    raise AssertionError(f"{message}. Hint: {hint}" if hint else f"{message}.")
+    text = f"{message}. Hint: {hint}" if hint else f"{message}."
+    raise AssertionError(f"{text.rstrip('.')}. The lesson derives it in {where}." if where
+                         else text)
 
 
 def _passed(what: str) -> None:

@@ -19,10 +19,13 @@ docs/instructors.md says more.
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import csv
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,13 @@ _QUIET.propagate = False
 TEST_PRELUDE = ("import importlib as _importlib, course.feedback as _feedback; "
                 "_importlib.reload(_feedback); from course.feedback import *\n")
 CSV_FIELDS = ("learner", "exercise", "points", "max_points", "status", "message")
+# Where IPython's traceback names a line of a cell, and a name an answer never defined.
+CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+IPYTHON_FILE = re.compile(r" \([^()]*, line (\d+)\)$")  # where Python compiled the cell
+UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined")
+# The kernel that grades is not a JupyterLab session: "Check my answers" in it does nothing.
+SESSION_VARIABLE = "JPY_SESSION_NAME"
 
 
 class GradingError(ValueError):
@@ -66,13 +76,21 @@ class CellRun:
     status: str = "not-run"  # ok | error | timeout | crashed | not-run
     ename: str = ""
     evalue: str = ""
+    line: int | None = None  # the line of the cell the error came from, when known
 
     @property
     def message(self) -> str:
         last = self.evalue.strip().splitlines()[-1] if self.evalue.strip() else ""
         if self.ename in ("AssertionError", "NotAnsweredError"):
             return last or "a check failed"
-        return f"{self.ename}: {last}" if last else self.ename
+        where = f" on line {self.line}" if self.line else ""
+        return f"{self.ename}{where}: {last}" if last else f"{self.ename}{where}"
+
+    @property
+    def undefined_name(self) -> str:
+        """The name a NameError (or "not answered yet") says is not defined, if any."""
+        found = UNDEFINED.search(self.evalue) if self.status == "error" else None
+        return next(filter(None, found.groups()), "") if found else ""
 
 
 @dataclass
@@ -131,9 +149,12 @@ def grade(
     report = Report(relative(submission), relative(solution_md))
     answer_index = {nbgrader_of(c)["grade_id"]: i for i, c in enumerate(graded.cells)
                     if is_answer(c)}
+    outside = _defined_outside_answers(learner_nb, set(answer_index))
     for ex in exercises_of(solution_nb):
         status, message = _verdict(ex.answer_ids, runs[ex.test_index], missing, answer_index,
                                    runs, timeout)
+        status, message = _outside_answers(status, message, ex.answer_ids, runs,
+                                           answer_index, runs[ex.test_index], outside)
         points = ex.max_points if status == "passed" else 0.0
         report.exercises.append(ExerciseResult(ex.grade_id, points, ex.max_points, status,
                                                message))
@@ -191,6 +212,42 @@ def _graded_notebook(
     return graded, missing
 
 
+def _defined_outside_answers(learner_nb: nbformat.NotebookNode, answer_ids: set[str]
+                             ) -> set[str]:
+    """Names the learner's notebook defines in code cells that are not answer cells."""
+    names: set[str] = set()
+    for cell in learner_nb.cells:
+        if cell.cell_type != "code" or nbgrader_of(cell).get("grade_id") in answer_ids:
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.alias):
+                names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
+def _outside_answers(status: str, message: str, answer_ids: tuple[str, ...],
+                     runs: list[CellRun], answer_index: dict[str, int], test: CellRun,
+                     outside: set[str]) -> tuple[str, str]:
+    """Explain an undefined name that the learner defined in a cell that is not graded."""
+    if status == "passed" or not answer_ids:
+        return status, message
+    cells = [runs[answer_index[grade_id]] for grade_id in answer_ids
+             if grade_id in answer_index] + [test]
+    name = next((run.undefined_name for run in cells if run.undefined_name in outside), "")
+    if not name:
+        return status, message
+    return "error", (f"`{name}` is defined in a cell that is not an answer cell, and only "
+                     f"answer cells are graded: move it into the answer cell {answer_ids[0]!r}")
+
+
 def _execute(nb: nbformat.NotebookNode, timeout: float, workdir: str) -> list[CellRun]:
     """Run every cell, restarting the kernel after a timeout or a crash."""
     runs = [CellRun() for _ in nb.cells]
@@ -216,7 +273,8 @@ def _session(nb: nbformat.NotebookNode, runs: list[CellRun], start: int, timeout
             cell_index, execute_reply),
     )
     # The kernel's own stderr (transport warnings, crash noise) is not the learner's output.
-    with client.setup_kernel(stderr=subprocess.DEVNULL):
+    env = {key: value for key, value in os.environ.items() if key != SESSION_VARIABLE}
+    with client.setup_kernel(stderr=subprocess.DEVNULL, env=env):
         try:
             for index in range(start):
                 if runs[index].status in ("ok", "error"):
@@ -237,10 +295,19 @@ def _session(nb: nbformat.NotebookNode, runs: list[CellRun], start: int, timeout
             content = replies.get(index, {}).get("content", {})
             if content.get("status") == "error":
                 runs[index] = CellRun("error", content.get("ename", "Error"),
-                                      content.get("evalue", ""))
+                                      content.get("evalue", ""),
+                                      _error_line(content))
             else:
                 runs[index] = CellRun("ok")
     return len(nb.cells)
+
+
+def _error_line(error: dict) -> int | None:
+    """The line of the cell that ran: the first cell frame in IPython's traceback, else (a
+    syntax error found while compiling) the line the error message names."""
+    found = (CELL_LINE.search(ANSI.sub("", "\n".join(error.get("traceback", []))))
+             or IPYTHON_FILE.search(error.get("evalue", "")))
+    return int(found.group(1)) if found else None
 
 
 def _verdict(answer_ids: tuple[str, ...], test: CellRun, missing: set[str],
@@ -271,6 +338,8 @@ def _describe(run: CellRun, timeout: float) -> str:
                 "restarted for the other exercises")
     if run.status == "not-run":
         return f"not run: {run.evalue or 'grading stopped early'}"
+    if run.ename in ("SyntaxError", "IndentationError", "TabError"):
+        return f"does not parse: {IPYTHON_FILE.sub('', run.message)}"
     return f"raised {run.message}" if run.ename != "AssertionError" else run.message
 
 

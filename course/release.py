@@ -10,13 +10,17 @@ visible checks come through; the solution blocks and the hidden tests do not.
 (``# YOUR CODE HERE`` / ``raise NotImplementedError()``, indented like the marker; a whole
 answer cell without markers becomes the stub), drops the hidden tests, tags the answer and
 test cells ``raises-exception`` (they fail until answered, and nbval must expect that) and
-records the source under the notebook metadata key ``exercise``.
+records the source under the notebook metadata key ``exercise``. Like nbgrader's ``LockCells``
+and ``ComputeChecksums``, it makes answer cells undeletable and test and read-only cells
+(``locked: true``: the setup and "Check my answers" cells) neither editable nor deletable, and
+gives each of them nbgrader's checksum, so JupyterLab and nbgrader treat both releases alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -37,6 +41,8 @@ STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # nbgrader's ClearSoluti
 RAISES = "raises-exception"
 METADATA_KEY = "exercise"
 REQUIRED_KEYS = ("grade", "grade_id", "locked", "schema_version", "solution")
+CHECK_CALL = re.compile(r"\bexpect_\w+\(")
+HIDDEN_COUNT = re.compile(r"\bexercise\([^\n]*?\bhidden\s*=\s*(\d+)")
 
 
 class MarkupError(ValueError):
@@ -106,11 +112,14 @@ def check_markup(nb: nbformat.NotebookNode, where: str) -> None:
         if (BEGIN_HIDDEN in found or END_HIDDEN in found) and not is_test(cell):
             problems.append(f"{label}: hidden-test markers outside a test cell "
                             "(nbgrader metadata grade: true, solution: false)")
+        hidden: list[str] = []
         for begin, end in ((BEGIN_SOLUTION, END_SOLUTION), (BEGIN_HIDDEN, END_HIDDEN)):
             try:
-                _cut(cell.source, begin, end, [])
+                hidden = _cut(cell.source, begin, end, [])[2]
             except ValueError as error:
                 problems.append(f"{label}: {error}")
+        if is_test(cell):
+            problems += _hidden_count_problems(cell.source, hidden, label)
         if is_answer(cell):
             answer_waiting = str(meta.get("grade_id"))
         elif is_test(cell):
@@ -119,6 +128,17 @@ def check_markup(nb: nbformat.NotebookNode, where: str) -> None:
         problems.append(f"{where}: answer cell {answer_waiting!r} has no test cell after it")
     if problems:
         raise MarkupError("\n".join(problems))
+
+
+def _hidden_count_problems(source: str, hidden: list[str], label: str) -> list[str]:
+    """A test cell tells the learner how many checks its hidden part holds."""
+    checks = len(CHECK_CALL.findall("\n".join(hidden)))
+    declared = HIDDEN_COUNT.search(source)
+    said = int(declared.group(1)) if declared else 0
+    if said != checks:
+        return [f"{label}: its hidden part holds {checks} check(s), but its exercise(...) says "
+                f"hidden={said}; write exercise(..., hidden={checks})"]
+    return []
 
 
 def _metadata_problems(meta: dict, label: str, seen: set[str]) -> list[str]:
@@ -143,10 +163,12 @@ def _metadata_problems(meta: dict, label: str, seen: set[str]) -> list[str]:
     return problems
 
 
-def _cut(source: str, begin: str, end: str, replacement: list[str]) -> tuple[str, bool]:
+def _cut(source: str, begin: str, end: str, replacement: list[str]
+         ) -> tuple[str, bool, list[str]]:
     """Replace each begin..end block (marker lines included) by `replacement`, indented like
-    the begin marker; the same line-by-line rule as nbgrader's preprocessors."""
-    lines, inside, cut = [], False, False
+    the begin marker; the same line-by-line rule as nbgrader's preprocessors. Returns the new
+    source, whether a block was cut, and the lines cut out (markers excluded)."""
+    lines, inside, cut, dropped = [], False, False, []
     for line in source.split("\n"):
         if begin in line:
             if inside:
@@ -158,16 +180,18 @@ def _cut(source: str, begin: str, end: str, replacement: list[str]) -> tuple[str
             if not inside:
                 raise ValueError(f"{end!r} without {begin!r}")
             inside = False
-        elif not inside:
+        elif inside:
+            dropped.append(line)
+        else:
             lines.append(line)
     if inside:
         raise ValueError(f"{begin!r} without {end!r}")
-    return "\n".join(lines), cut
+    return "\n".join(lines), cut, dropped
 
 
 def stub_source(cell: nbformat.NotebookNode) -> str:
     """What the learner sees in an answer cell: its solution blocks replaced by the stub."""
-    source, cut = _cut(cell.source, BEGIN_SOLUTION, END_SOLUTION, STUB.split("\n"))
+    source, cut, _ = _cut(cell.source, BEGIN_SOLUTION, END_SOLUTION, STUB.split("\n"))
     return source if cut else STUB
 
 
@@ -184,8 +208,39 @@ def student_copy(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNod
         tags = cell.metadata.setdefault("tags", [])
         if RAISES not in tags:
             tags.append(RAISES)
+    for cell in nb.cells:
+        lock(cell)
     nb.metadata[METADATA_KEY] = {"source": source}
     return nb
+
+
+def _is_locked(cell: nbformat.NotebookNode) -> bool:
+    """nbgrader's rule: test cells are locked, answer cells never, others when marked."""
+    meta = nbgrader_of(cell)
+    return not meta.get("solution") and bool(meta.get("grade") or meta.get("locked"))
+
+
+def lock(cell: nbformat.NotebookNode) -> None:
+    """Lock a released cell and give it a checksum, as nbgrader's LockCells and
+    ComputeChecksums do: an answer cell cannot be deleted; a test or read-only cell can be
+    neither edited nor deleted."""
+    meta = nbgrader_of(cell)
+    if not meta:
+        return
+    if meta.get("solution"):
+        cell.metadata["deletable"] = False
+    elif _is_locked(cell):
+        cell.metadata["deletable"] = False
+        cell.metadata["editable"] = False
+    else:
+        return
+    digest = hashlib.md5(usedforsecurity=False)
+    for part in (cell.source, cell.cell_type, str(bool(meta.get("grade"))),
+                 str(bool(meta.get("solution"))), str(_is_locked(cell)), meta["grade_id"],
+                 *([str(float(meta["points"]))] if meta.get("grade") else [])):
+        digest.update(part.encode("utf-8"))
+    meta["checksum"] = digest.hexdigest()
+    meta["cell_type"] = cell.cell_type
 
 
 def source_key(solution_md: Path, solutions_root: Path) -> str:

@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from course import release
 from course.notebook_files import read_markdown, relative, write_pair
 from course.paths import CATEGORIES, ROOT, TEMPLATE_DIR, code_paths, python_name
 
@@ -63,8 +64,8 @@ def title_of(name: str) -> str:
 
 
 def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = None) -> list[Path]:
-    """Write the stub lesson, its solutions notebook (each with its twin), its pattern, study
-    and test modules; return the paths written."""
+    """Write the stub lesson, its solutions notebook (each with its twin), the student copy its
+    Exercises section links, and its pattern, study and test modules; return the paths."""
     category, name = parse_slug(text)
     root = Path(root)
     lesson = root / "notebooks" / category / f"{name}.md"
@@ -106,4 +107,5 @@ def create_lesson(text: str, root: Path = ROOT, today: datetime.date | None = No
         if not init.exists():
             init.write_text(f'"""The {category} lessons\' {holds}."""\n', encoding="utf-8")
             written.append(init)
+    written += release.assign([solution], root / "solutions", root / "exercises")
     return written

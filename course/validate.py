@@ -221,6 +221,7 @@ def check_file(path: Path) -> Report:
         findings += check_layout(nb, lesson)
         if lesson.folder != FOUNDATIONS:
             findings += check_solutions(lesson)
+    findings += check_exercise_links(nb, lesson, structure_level)
     report.findings = findings
     return report
 
@@ -553,3 +554,50 @@ def check_solutions(lesson: Lesson) -> list[Finding]:
                         f"{relative(path)} has {len(graded)} graded test cell(s); "
                         f"a complete lesson needs at least {MIN_GRADED_TESTS}")]
     return []
+
+
+# -- the way between a lesson and its exercises -----------------------------------------------
+
+EXERCISES_HEADING = "exercises"
+CHECK_CALL = re.compile(r"^\s*check_my_answers\(\s*[\"']([^\"']+)[\"']\s*\)", re.MULTILINE)
+
+
+def _links(nb: nbformat.NotebookNode, cells: range) -> set[str]:
+    return {target.split("#", 1)[0] for number, _, line, fenced in markdown_lines(nb)
+            if number in cells and not fenced
+            for target in MD_LINK.findall(INLINE_CODE.sub("", line))}
+
+
+def check_exercise_links(nb: nbformat.NotebookNode, lesson: Lesson, level: str = "error"
+                         ) -> list[Finding]:
+    """A lesson with exercises ends with an Exercises section linking its exercise notebook,
+    and that notebook opens with a link back and ends with the "Check my answers" cell
+    (`level` is "warning" for a stub)."""
+    course = lesson.path.parent.parent.parent
+    solution = course / "solutions" / lesson.folder / f"{lesson.name}.md"
+    if not solution.exists():
+        return []
+    findings = []
+    exercises = f"../../exercises/{lesson.folder}/{lesson.name}.ipynb"
+    tops = [h for h in headings(nb) if h.depth == 2]
+    if not tops or tops[-1].key != EXERCISES_HEADING:
+        findings.append(Finding(level, "lesson", "the last section must be '## Exercises' "
+                                f"(it links {exercises})"))
+    elif exercises not in _links(nb, range(tops[-1].cell, len(nb.cells) + 1)):
+        findings.append(Finding(level, str(tops[-1]), f"does not link {exercises}"))
+    try:
+        exercise_nb = read_markdown(solution)
+    except NotebookError as error:
+        return [*findings, Finding(level, "exercises", str(error))]
+    where = relative(solution)
+    back = f"../../notebooks/{lesson.folder}/{lesson.name}.ipynb"
+    first = next((n for n, c in enumerate(exercise_nb.cells, 1) if c.cell_type == "markdown"), 0)
+    if back not in _links(exercise_nb, range(first, first + 1)):
+        findings.append(Finding(level, where, f"its opening does not link back to {back}"))
+    code = [cell.source for cell in exercise_nb.cells if cell.cell_type == "code"]
+    called = CHECK_CALL.findall(code[-1]) if code else []
+    if called != [f"{lesson.name}.ipynb"]:
+        findings.append(Finding(level, where, "its last code cell must be "
+                                f"check_my_answers({lesson.name + '.ipynb'!r}), the \"Check my "
+                                "answers\" cell"))
+    return findings

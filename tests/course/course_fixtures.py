@@ -150,6 +150,10 @@ tenacity.
 ## ✅ Pattern Checklist
 
 - [ ] You understand the trade-offs
+
+## Exercises
+
+[The exercises](../../exercises/{slug}.ipynb).
 """
 
 FOUNDATION_BODY = """
@@ -173,7 +177,12 @@ kernelspec:
 ---
 
 # Exercises
+
+For [the lesson](../../notebooks/{slug}.ipynb).
 {cells}
+```{{code-cell}} ipython3
+check_my_answers("{name}.ipynb")
+```
 """
 
 GRADED_CELL = """
@@ -206,7 +215,7 @@ def lesson_text(slug: str, status: str = "complete", title: str = "Toy Breaker",
     if folder == "foundations":
         body = FOUNDATION_BODY.format(imports=f"import {study}\n\n" if imports else "")
     else:
-        body = PATTERN_BODY.format(related=related, imports=(
+        body = PATTERN_BODY.format(related=related, slug=slug, imports=(
             f"import {pattern}\nimport {study}\n\n" if imports else ""))
     return (FRONT_MATTER.format(title=title, folder=folder, status=status, difficulty=difficulty)
             + OPENING.format(title=title, slug=slug) + body)
@@ -228,7 +237,10 @@ class Course:
         (root / "notebooks").mkdir(parents=True)
 
     def lesson(self, slug: str, text: str | None = None, code: bool = True, **options) -> Path:
-        """Write a lesson; with ``code``, also its pattern, study and tests (empty modules)."""
+        """A lesson, and the released exercises its Exercises section links; with ``code``, also
+        its pattern, study and tests (empty modules)."""
+        write_notebook(self.root / "exercises" / f"{slug}.md", SOLUTION.format(
+            slug=slug, name=slug.split("/")[-1], cells=""))
         if code:
             folder, name = slug.split("/")
             for tree, path in code_paths(self.root, folder, name).items():
@@ -240,7 +252,8 @@ class Course:
 
     def solutions(self, slug: str, graded: int = 3) -> Path:
         cells = "".join(GRADED_CELL.format(n=n) for n in range(graded))
-        return write_notebook(self.root / "solutions" / f"{slug}.md", SOLUTION.format(cells=cells))
+        return write_notebook(self.root / "solutions" / f"{slug}.md", SOLUTION.format(
+            slug=slug, name=slug.split("/")[-1], cells=cells))
 
     def args(self, **values) -> argparse.Namespace:
         return argparse.Namespace(root=self.root, **values)

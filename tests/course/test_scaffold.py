@@ -22,6 +22,7 @@ def test_new_lesson_is_a_valid_stub_with_graded_exercise(course):
         "patterns/resilience/retry_storm.py", "simulations/resilience/retry_storm.py",
         "tests/resilience/test_retry_storm.py",
         "patterns/resilience/__init__.py", "simulations/resilience/__init__.py",
+        "exercises/resilience/retry-storm.md", "exercises/resilience/retry-storm.ipynb",
     ]
     meta = read_markdown(written[0]).metadata["lesson"]
     assert meta["status"] == "stub" and meta["last_updated"] == "2024-06-01"
@@ -30,12 +31,13 @@ def test_new_lesson_is_a_valid_stub_with_graded_exercise(course):
     assert report.findings == [], report.render()
     assert sync.sync(course.root, [], check=True) == ([], [])
     cells = read_markdown(written[2]).cells
-    answer, test = (c.metadata["nbgrader"] for c in cells if c.cell_type == "code")
+    setup, answer, test, check = (c.metadata["nbgrader"] for c in cells if c.cell_type == "code")
+    assert setup["locked"] and check["locked"] and not setup["grade"] and not check["solution"]
     assert answer == {"grade": False, "grade_id": "retry-storm-ex1-answer", "locked": False,
                       "schema_version": 3, "solution": True}
     assert test == {"grade": True, "grade_id": "retry-storm-ex1-tests", "locked": True,
                     "points": 1, "schema_version": 3, "solution": False}
-    assert "### BEGIN SOLUTION" in cells[[c.cell_type for c in cells].index("code")].source
+    assert "### BEGIN SOLUTION" in [c for c in cells if c.cell_type == "code"][1].source
 
 
 def test_a_stub_marked_complete_fails_on_the_template_leftovers(course):

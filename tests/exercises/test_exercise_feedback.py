@@ -12,6 +12,7 @@ from course.feedback import (
     exercise,
     expect_close,
     expect_equal,
+    expect_no_mistake,
     expect_raises,
     expect_true,
 )
@@ -100,3 +101,46 @@ def test_a_none_answer_is_not_answered_and_names_the_exercise():
                                                r"unanswered \(or a function forgot"):
         with exercise("Exercise 4"):
             expect_close(None, 0.75, what="the utilisation")
+
+
+def test_an_exercise_with_hidden_checks_says_they_are_still_to_come(capsys):
+    with exercise("Exercise 2", hidden=3):
+        expect_true(True, "never shown", what="a plausible probability")
+    with exercise("Exercise 3", hidden=1):
+        pass
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ a plausible probability: passed",
+        "✓ Exercise 2: visible checks passed; 3 more checks run when you check your answers",
+        "✓ Exercise 3: visible checks passed; 1 more check run when you check your answers",
+    ]
+    with pytest.raises(ValueError, match=r"hidden=\.\.\.\) must be a whole number >= 0, got -1"):
+        exercise("Exercise 4", hidden=-1)
+
+
+def test_a_known_mistake_is_named_with_the_lesson_part_and_no_expected_value():
+    mistakes = {240.0: "an inverted ratio: λ / T instead of λ · T", 0.5 / 120: "λ and T swapped"}
+    with pytest.raises(AssertionError) as caught:
+        expect_no_mistake(240.01, mistakes, what="tied_up", where="Level 5, Little's law")
+    assert str(caught.value) == ("tied_up is 240.01: an inverted ratio: λ / T instead of λ · T. "
+                                 "The lesson derives it in Level 5, Little's law.")
+    expect_no_mistake(61.0, mistakes, what="tied_up", where="Level 5")  # not a known mistake
+    with pytest.raises(AssertionError) as caught:
+        expect_close(61.0, 60.0, rel=1e-3, what="tied_up", mistakes=mistakes, reveal=False,
+                     hint="L = λ·W", where="Level 5")
+    assert str(caught.value) == ("tied_up is 61, which is not right yet. Hint: L = λ·W. "
+                                 "The lesson derives it in Level 5.")
+    assert "60" not in str(caught.value)
+
+
+def test_equal_names_the_mistake_of_a_wrong_choice_and_reveals_only_when_allowed():
+    mistakes = {State.CLOSED: "closed after the first trial, but two are required"}
+    with pytest.raises(AssertionError, match="^the state is State.CLOSED: closed after the "
+                                             "first trial, but two are required.$"):
+        expect_equal(State.CLOSED, State.OPEN, what="the state", mistakes=mistakes)
+    with pytest.raises(AssertionError) as caught:
+        expect_equal("two slow", "one fast", what="better_at_low_load", reveal=False,
+                     where="Level 5")
+    assert str(caught.value) == ("better_at_low_load is 'two slow', which is not right yet. "
+                                 "The lesson derives it in Level 5.")
+    with pytest.raises(AssertionError, match="^p99 is 4.2 s. The lesson derives it in Level 3."):
+        expect_true(False, "p99 is 4.2 s.", what="p99", where="Level 3")

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from course import grader, paths
@@ -101,15 +102,16 @@ def test_tampering_with_tests_and_hard_coding_answers_is_caught(course_tree):
 
 def test_syntax_error_endless_loop_and_renamed_cell_cost_only_their_exercise(course_tree):
     tree = course_tree
-    answers = {"breaker-state": "def breaker_state(failures, threshold=5)\n    return 'OPEN'",
+    answers = {"breaker-state": "LIMIT = 5\n\ndef breaker_state(failures, threshold=LIMIT)\n"
+                                "    return 'OPEN'",
                "utilisation": "while True:\n    pass"}
     submission = tree.submission("eve", answers=answers,
                                  rename={"check-threshold": "my-threshold"})
     report = grader.grade(submission, solutions_root=tree.solutions, timeout=4)
     results = by_exercise(report)
     assert results["breaker-state-tests"].status == "error"
-    assert results["breaker-state-tests"].message.startswith(
-        "your answer cell 'breaker-state': raised SyntaxError")
+    assert results["breaker-state-tests"].message == (
+        "your answer cell 'breaker-state': does not parse: SyntaxError on line 3: expected ':'")
     assert results["utilisation-tests"].status == "timeout"
     assert "timed out after 4 s" in results["utilisation-tests"].message
     assert results["check-threshold-tests"].status == "missing"
@@ -122,14 +124,14 @@ def test_kernel_crash_and_exception_cost_only_their_exercise(course_tree):
     tree = course_tree
     answers = {**tree.solved_answers(),
                "breaker-state": "import os\nos._exit(1)",
-               "utilisation": "utilisation = 1 / 0"}
+               "utilisation": "rates = [30, 0]\nutilisation = rates[0] / rates[1]"}
     submission = tree.submission("crash", answers=answers)
     results = by_exercise(grader.grade(submission, solutions_root=tree.solutions, timeout=30))
     assert results["breaker-state-tests"].status == "crashed"
     assert "kernel died" in results["breaker-state-tests"].message
     assert results["utilisation-tests"].status == "error"
     assert results["utilisation-tests"].message == (
-        "your answer cell 'utilisation': raised ZeroDivisionError: division by zero")
+        "your answer cell 'utilisation': raised ZeroDivisionError on line 2: division by zero")
     # after the restart the earlier cells were replayed: the last exercise still passes
     assert results["check-threshold-tests"].status == "passed"
     assert results["check-threshold-tests"].points == 2
@@ -190,3 +192,24 @@ def test_submission_metadata_cannot_point_outside_solutions(repo_solutions, caps
     submission.rename(named)
     assert grader.find_solution(grader._read_submission(named), named,
                                 tree.solutions) == tree.solution_md.resolve()
+
+
+def test_a_helper_outside_the_answer_cells_is_explained(course_tree):
+    tree = course_tree
+    answers = {**tree.solved_answers(),
+               "breaker-state": "def breaker_state(failures, threshold=5):\n"
+                                "    return opened(failures, threshold)",
+               "utilisation": "utilisation = busy_share"}
+    submission = tree.submission("helper", answers=answers)
+    nb = nbformat.read(submission, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        "def opened(failures, threshold):\n    return 'OPEN' if failures >= threshold "
+        "else 'CLOSED'\n\nbusy_share = 30 / 40"))
+    nbformat.write(nb, submission)
+    results = by_exercise(grader.grade(submission, solutions_root=tree.solutions, timeout=30))
+    for exercise, name, answer in (("breaker-state-tests", "opened", "breaker-state"),
+                                   ("utilisation-tests", "busy_share", "utilisation")):
+        assert (results[exercise].status, results[exercise].message) == ("error", (
+            f"`{name}` is defined in a cell that is not an answer cell, and only answer cells "
+            f"are graded: move it into the answer cell {answer!r}"))
+    assert results["check-threshold-tests"].status == "passed"

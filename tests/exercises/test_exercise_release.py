@@ -125,8 +125,10 @@ def _mutate(nb, index: int, **changes):
     (lambda nb: _mutate(nb, 4, locked=None), "cell 5 (code): nbgrader metadata lacks 'locked'"),
     (lambda nb: _mutate(nb, 3, grade=True, points=1),
      "cell 4 (code): a cell cannot be both answer and test"),
-    (lambda nb: nb.cells.pop() and nb,
+    (lambda nb: nb.cells.pop(-3) and nb,  # its test cell, before Check my answers
      "answer cell 'check-threshold' has no test cell after it"),
+    (lambda nb: _mutate(nb, 4, source=nb.cells[4].source.replace("hidden=3", "hidden=2")),
+     "cell 5 (code): its hidden part holds 3 check(s), but its exercise(...) says hidden=2"),
 ])
 def test_markup_errors_name_the_cell_and_the_problem(course_tree, change, expected):
     nb = change(read_markdown(course_tree.solution_md))

@@ -1,6 +1,7 @@
 """nbgrader accepts solutions/ as its source: generate_assignment and autograde give full marks
 to the solution and zero to the untouched student copies (nbgrader's and `course assign`'s),
-and both releases show the learner the same code."""
+and both releases show the learner the same code, locked the same way (LockCells) with the same
+checksums (ComputeChecksums)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def code_cells(path: Path) -> list[str]:
             for cell in read_ipynb(path).cells if cell.cell_type == "code"]
 
 
+def locks(path: Path) -> list[dict]:
+    """Per cell, what nbgrader's LockCells and ComputeChecksums write into the metadata."""
+    return [{key: cell.metadata[key] for key in ("editable", "deletable", "nbgrader")
+             if key in cell.metadata} for cell in read_ipynb(path).cells]
+
+
 def test_nbgrader_grades_solutions_like_course_check(course_tree, tmp_path):
     course = tmp_path / "nbgrader-course"
     source = course / "source" / ASSIGNMENT
@@ -49,6 +56,11 @@ def test_nbgrader_grades_solutions_like_course_check(course_tree, tmp_path):
     released = course / "release" / ASSIGNMENT
     assert sorted(p.name for p in released.iterdir()) == [notebook]  # the .md stayed behind
     assert code_cells(released / notebook) == code_cells(course_tree.student)
+    ours, theirs = locks(course_tree.student), locks(released / notebook)
+    assert ours == theirs
+    kinds = {(lock.get("editable", True), lock.get("deletable", True)) for lock in ours
+             if lock.get("nbgrader")}
+    assert kinds == {(True, False), (False, False)}  # answers; tests, setup and check cells
 
     submissions = {"solver": source / notebook, "idle": released / notebook,
                    "idle-course-assign": course_tree.student}

@@ -1,0 +1,70 @@
+"""The "Check my answers" cell: grade the open exercise notebook from inside JupyterLab.
+
+Like handing your paper to the examiner at the front of the room instead of posting it: the
+last cell of every exercise notebook asks JupyterLab to save the notebook, then runs the real
+grader (`course check`: visible and hidden tests, in a fresh kernel) on the saved file and
+shows each exercise's result under the cell. No terminal and no PATH are needed. The hidden
+tests come from the solutions notebook the exercise was released from (`solutions/` in this
+repository), which the grader finds through the notebook's `exercise` metadata.
+
+Outside a JupyterLab session (nbval, nbconvert, nbgrader, the grader's own kernel) there is no
+front end to save the notebook and the grading would grade itself, so the cell only says how to
+get graded there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from course import grader
+
+SAVE_TIMEOUT_S = 15.0
+# Runs in the browser as this cell's output: press the notebook's own Save button.
+SAVE_SCRIPT = """
+const panel = element.closest('.jp-NotebookPanel');
+const save = panel && panel.querySelector('[data-command="docmanager:save"]');
+if (save) { save.click(); }
+"""
+
+
+def check_my_answers(notebook: str) -> grader.Report | None:
+    """Save this notebook (`notebook` is its file name) and grade it; show the report."""
+    from IPython.display import Javascript, display
+
+    session = os.environ.get(grader.SESSION_VARIABLE, "")
+    if not session:
+        print(f"Checking needs this notebook open in JupyterLab (or run `course check "
+              f"{notebook}` in a terminal).")
+        return None
+    path = Path(session) if session.endswith(".ipynb") else Path.cwd() / notebook
+    if not path.is_file():
+        print(f"Cannot find this notebook's file ({path}); save it and run this cell again.")
+        return None
+    before = path.stat().st_mtime_ns
+    display(Javascript(SAVE_SCRIPT))
+    if not _saved_since(path, before):
+        print(f"JupyterLab did not save the notebook within {SAVE_TIMEOUT_S:g} s: grading the "
+              "version saved last (save with Ctrl+S and run this cell again to include your "
+              "latest edits).")
+    print("Grading your answer cells with the visible and the hidden checks, in a fresh "
+          "kernel ...", flush=True)
+    try:
+        report = grader.grade(path)
+    except grader.GradingError as error:
+        print(f"Cannot grade this notebook: {error}")
+        return None
+    print(grader.format_report(report))
+    return report
+
+
+def _saved_since(path: Path, before: int) -> bool:
+    """Wait until the file has been written after `before` (ns); False after the timeout."""
+    deadline = time.monotonic() + SAVE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if path.stat().st_mtime_ns != before:
+            time.sleep(0.2)  # let the server finish writing
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,108 @@
+"""The plausible wrong answers to every exercise, graded: each gets the message that names its
+mistake, and no message gives away the expected value of a reasoning question.
+
+Like a teacher's answer key that lists, beside each question, the mistakes students usually
+make: each round below submits a lesson's solutions with some answers replaced by a wrong one
+(at most one per exercise, so the check that catches it runs), grades the notebook with the real
+grader, and checks that exactly those exercises fail, each with the message expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from course import grader, paths, release
+from course.notebook_files import ipynb_text, read_markdown
+
+Edit = str | tuple[tuple[str, str], ...]  # a whole new answer cell, or (old, new) replacements
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """One submission: answers replaced (by answer grade_id), and the text each failing test
+    cell's message must contain (by test grade_id); `hides` must appear in no message."""
+
+    answers: dict[str, Edit]
+    says: dict[str, str]
+    hides: tuple[str, ...] = field(default=())
+
+
+CB = "circuit-breaker"
+WRONG: dict[str, list[Wrong]] = {
+    "resilience/circuit-breaker": [
+        Wrong({f"{CB}-ex1-answer": (("min(2 * self.sleep_window_s, self.max_sleep_s)",
+                                     "2 * self.sleep_window_s"),),
+               f"{CB}-ex2-answer": "chosen = BreakerConfig()",
+               f"{CB}-ex3-answer": "tied_up = 120 / 0.5\nlargest_safe_timeout_s = 120 / 40",
+               f"{CB}-ex4-answer": "import math\np_false_trip = sum(math.comb(20, k) * 0.2**k "
+                                   "* 0.8 ** (20 - k) for k in range(11, 21))"},
+              {f"{CB}-ex1-tests": "grew past max_sleep_s",
+               f"{CB}-ex2-tests": "opens too late",
+               f"{CB}-ex3-tests": "tied_up is 240: an inverted ratio",
+               f"{CB}-ex4-tests": "strict vs non-strict inequality"},
+              hides=("60", "0.333", "0.00259")),
+        Wrong({f"{CB}-ex1-answer": (("min(2 * self.sleep_window_s, self.max_sleep_s)",
+                                     "self.sleep_window_s"),),
+               f"{CB}-ex2-answer": "chosen = BreakerConfig(failure_rate_threshold=0.15, "
+                                   "window_s=2.0, minimum_calls=20, sleep_window_s=5.0)",
+               f"{CB}-ex3-answer": "tied_up = 120 * 0.5\nlargest_safe_timeout_s = 1000 * 40 / 120",
+               f"{CB}-ex4-answer": "import math\np_false_trip = math.comb(20, 10) * 0.2**10 "
+                                   "* 0.8**10"},
+              {f"{CB}-ex1-tests": "the window did not grow",
+               f"{CB}-ex2-tests": "too close to the 15 % baseline error rate",
+               f"{CB}-ex3-tests": "units: that is in milliseconds",
+               f"{CB}-ex4-tests": "that is P(exactly 10 fail)"},
+              hides=("0.333", "0.00259")),
+        Wrong({f"{CB}-ex1-answer": (("if self.trial_successes >= self.half_open_calls:",
+                                     "if self.trial_successes >= 1:"),),
+               f"{CB}-ex3-answer": "tied_up = 40\nlargest_safe_timeout_s = 40 / 120",
+               f"{CB}-ex4-answer": "p_false_trip = 0.2**10"},
+              {f"{CB}-ex1-tests": "closed after the first success, but half_open_calls is 2",
+               f"{CB}-ex3-tests": "that is the pool size",
+               f"{CB}-ex4-tests": "0.2¹⁰ is one ordering of 10 failures"},
+              hides=("60", "0.00259")),
+    ],
+}
+
+ROUNDS = [(lesson, number) for lesson, rounds in WRONG.items()
+          for number in range(len(rounds))]
+
+
+def submission(solution_md: Path, wrong: Wrong, folder: Path) -> Path:
+    """The solutions notebook as a learner would hand it in, with the wrong answers in it."""
+    nb = read_markdown(solution_md)
+    for cell in nb.cells:
+        if not release.is_answer(cell):
+            continue
+        solved = "\n".join(line for line in cell.source.split("\n")
+                           if not any(marker in line for marker in release.MARKERS))
+        edit = wrong.answers.get(release.nbgrader_of(cell)["grade_id"], ())
+        if isinstance(edit, str):
+            solved = edit
+        for old, new in edit if isinstance(edit, tuple) else ():
+            assert old in solved, f"{old!r} is not in the solution of this answer cell"
+            solved = solved.replace(old, new)
+        cell.source = solved
+    path = folder / solution_md.with_suffix(".ipynb").name
+    path.write_text(ipynb_text(nb), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("lesson", "number"), ROUNDS,
+                         ids=[f"{lesson}-{number + 1}" for lesson, number in ROUNDS])
+def test_a_wrong_answer_gets_the_message_that_names_its_mistake(lesson, number, tmp_path):
+    wrong = WRONG[lesson][number]
+    solution_md = paths.SOLUTIONS / f"{lesson}.md"
+    report = grader.grade(submission(solution_md, wrong, tmp_path), solution=solution_md)
+    results = {result.exercise: result for result in report.exercises}
+    assert {name: (r.status, r.message) for name, r in results.items()
+            if r.status != "passed"}.keys() == wrong.says.keys()
+    for name, text in wrong.says.items():
+        assert results[name].status == "failed" and text in results[name].message, (
+            f"{name}: {results[name].message}")
+        assert "The lesson derives it in" in results[name].message
+    for hidden in wrong.hides:
+        assert not [r.message for r in results.values() if hidden in r.message], hidden
