@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "assign": ("course.release", "write the student exercises from solutions/"),
     "check": ("course.grader", "grade a learner's exercise notebook"),
     "build": ("course.site", "execute every lesson and write a static HTML site"),
+    "pin": ("course.pin", "write environment.yml (Binder) at the versions installed here"),
 }
 
 
