@@ -127,8 +127,7 @@ def suite_parts() -> list[tuple[str, list[str], bool]]:
     lesson_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").iterdir()
                           if p.is_dir() and p.name not in ("simulations", "course", "patterns",
                                                            "exercises", "browser"))
-    pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
-              "loadscope", "--nbval-lax", "--nbval-cell-timeout=120"]
+    pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]  # options: pyproject
     return [
         *((f"check: {name}", [python, *args], True) for name, args in dev.CHECKS),
         ("toolkit and tooling tests", [*pytest, "tests/simulations", "tests/course",

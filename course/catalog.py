@@ -20,13 +20,10 @@ from pathlib import Path
 from course.lessons import Lesson, discover, start_page
 from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT
 
-# The repository on GitHub that Binder builds from. The course is not published yet: replace this
-# placeholder once it is, then run `course sync` to rewrite every Binder link.
-GITHUB_REPOSITORY = "YOUR-GITHUB-OWNER/distributed-patterns-course"
-BINDER_URL = (
-    f"https://mybinder.org/v2/gh/{GITHUB_REPOSITORY}/HEAD"
-    "?urlpath=lab/tree/notebooks/index.ipynb"
-)
+# A GitHub remote of the clone: https://github.com/o/r(.git), git@github.com:o/r, ssh://...
+GITHUB_REMOTE = re.compile(r"github\.com[:/]([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+BINDER_OFF = ("Binder: no GitHub remote yet; once the course is on GitHub, run `course sync` "
+              "to put the Binder link here.")
 
 STATUS_WORDS = {"stub": "📝 stub", "partial": "🚧 partial", "complete": "✅ complete"}
 
@@ -152,11 +149,31 @@ def markdown_table(lessons: list[Lesson], from_dir: Path) -> str:
     return "\n".join(rows)
 
 
+def github_repository(folder: Path) -> str | None:
+    """``owner/name`` of the first GitHub remote of the git clone holding ``folder``."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["git", "-C", str(folder), "remote", "-v"],
+                                capture_output=True, text=True).stdout
+    except OSError:  # no git
+        return None
+    for line in listed.splitlines():
+        found = GITHUB_REMOTE.search(line.split()[1]) if len(line.split()) > 1 else None
+        if found:
+            return found.group(1)
+    return None
+
+
 def binder_block(lessons: list[Lesson], from_dir: Path) -> str:
-    return (
-        f"[![Binder](https://mybinder.org/badge_logo.svg)]({BINDER_URL}) "
-        "Run the course in your browser on Binder, no installation needed."
-    )
+    """The Binder badge for the clone's GitHub remote, or one line on how to get it."""
+    repository = github_repository(from_dir)
+    if repository is None:
+        return BINDER_OFF
+    url = (f"https://mybinder.org/v2/gh/{repository}/HEAD"
+           "?urlpath=lab/tree/notebooks/index.ipynb")
+    return (f"[![Binder](https://mybinder.org/badge_logo.svg)]({url}) "
+            "Run the course in your browser on Binder, no installation needed.")
 
 
 def learning_paths(lessons: list[Lesson], from_dir: Path) -> str:

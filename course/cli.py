@@ -19,11 +19,13 @@ SUBCOMMANDS = {
     "assign": ("course.release", "write the student exercises from solutions/"),
     "check": ("course.grader", "grade a learner's exercise notebook"),
     "build": ("course.site", "execute every lesson and write a static HTML site"),
+    "pin": ("course.pin", "write environment.yml (Binder) at the versions installed here"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="course",
+                                     description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -52,8 +52,9 @@ def _make_controls(
     made = {}
     for name, abbrev in controls.items():
         default = parameters[name].default
-        widget = from_abbrev(abbrev, default) if default is not inspect.Parameter.empty \
-            else from_abbrev(abbrev)
+        allowed = isinstance(abbrev, tuple | list | bool) or hasattr(abbrev, "observe")
+        widget = None if not allowed else from_abbrev(abbrev, default) \
+            if default is not inspect.Parameter.empty else from_abbrev(abbrev)
         if widget is None:
             raise ValueError(f"explore: cannot make a control for {name}={abbrev!r} "
                              "(use (min, max, step), a list of choices, a bool, or a widget)")

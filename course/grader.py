@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -361,9 +362,11 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def grade_batch(folder: Path, **options) -> list[tuple[str, Report | str]]:
+def grade_batch(folder: Path, on_result: Callable[[str, Report | str], None] | None = None,
+                **options) -> list[tuple[str, Report | str]]:
     """Grade every .ipynb in `folder` (one per learner, learner id = file stem); a file that
-    cannot be graded gives its error message instead of a report."""
+    cannot be graded gives its error message instead of a report. ``on_result`` hears each
+    learner's result as soon as it is graded."""
     results: list[tuple[str, Report | str]] = []
     for path in sorted(folder.glob("*.ipynb")):
         if path.name.startswith("."):
@@ -372,6 +375,8 @@ def grade_batch(folder: Path, **options) -> list[tuple[str, Report | str]]:
             results.append((path.stem, grade(path, **options)))
         except GradingError as error:
             results.append((path.stem, str(error)))
+        if on_result:
+            on_result(*results[-1])
     return results
 
 
@@ -426,7 +431,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, options: dict) -> int:
     if not args.batch.is_dir():
         return _usage(f"--batch {args.batch}: not a folder")
-    results = grade_batch(args.batch, **options)
+    results = grade_batch(args.batch, None if args.json else _print_learner, **options)
     if not results:
         return _usage(f"--batch {args.batch}: no .ipynb files in it")
     if args.csv:
@@ -438,12 +443,14 @@ def _run_batch(args: argparse.Namespace, options: dict) -> int:
             else {"learner": learner, **result.to_dict()} for learner, result in results]},
             indent=2))
     else:
-        for learner, result in results:
-            print(f"{learner}: unusable: {result}" if isinstance(result, str) else
-                  f"{learner}: {_num(result.points)}/{_num(result.max_points)} points")
         print(f"{len(results)} submissions: {len(results) - len(unusable)} graded, "
               f"{len(unusable)} unusable" + (f"; rows in {args.csv}" if args.csv else ""))
     return 1 if unusable else 0
+
+
+def _print_learner(learner: str, result: Report | str) -> None:
+    print(f"{learner}: unusable: {result}" if isinstance(result, str) else
+          f"{learner}: {_num(result.points)}/{_num(result.max_points)} points", flush=True)
 
 
 def _usage(message: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +21,12 @@ if TYPE_CHECKING:  # nbformat and jupytext are slow to import: functions import 
     import nbformat
 
 MYST = "md:myst"
-# Metadata kept in both files, as jupytext.toml says (JupyterLab saves pairs by the same rule);
-# jupytext's version stamps are dropped so diffs stay clean.
-METADATA_FILTER = tomllib.loads((ROOT / "jupytext.toml").read_text())["notebook_metadata_filter"]
+# Metadata kept in both files; jupytext's version stamps are dropped so diffs stay clean.
+# jupytext.toml says the same for JupyterLab's saves (a test holds the two equal); it is not read
+# here, so the package works where it is installed without the repository.
+METADATA_FILTER = ("kernelspec,jupytext,lesson,exercise,"
+                   "-jupytext.text_representation.jupytext_version,"
+                   "-jupytext.text_representation.format_version")
 _STAMPS = ("jupytext_version", "format_version")
 
 
@@ -95,11 +97,14 @@ def read_ipynb(path: Path) -> nbformat.NotebookNode:
 
 
 def ipynb_text(nb: nbformat.NotebookNode) -> str:
-    """The committed form of a twin: outputs and execution counts cleared."""
+    """The committed form of a twin: outputs and execution counts cleared, and no
+    ``jupytext.text_representation`` (it describes the ``.md``; Jupytext drops it from an
+    ``.ipynb`` it saves, so keeping it would show every lesson saved in JupyterLab as changed)."""
     import nbformat
 
     nb = copy.deepcopy(nb)
     _normalise(nb)
+    nb.metadata.get("jupytext", {}).pop("text_representation", None)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []

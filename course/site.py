@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -76,10 +77,10 @@ def build(lessons: list[Lesson], out: Path, timeout: int) -> list[BuildResult]:
     """Execute and export each lesson, printing progress; then write the index page."""
     results = []
     for number, lesson in enumerate(lessons, start=1):
-        result = build_lesson(lesson, out, timeout)  # the kernel may log to stderr meanwhile
+        print(f"[{number}/{len(lessons)}] {lesson.slug} ...", end=" ", flush=True)
+        result = build_lesson(lesson, out, timeout)
         verdict = "FAILED" if result.error else "ok"
-        print(f"[{number}/{len(lessons)}] {lesson.slug} ... {verdict} ({result.seconds:.1f} s)",
-              flush=True)
+        print(f"{verdict} ({result.seconds:.1f} s)", flush=True)
         if result.error:
             print(f"    {lesson.slug}, {result.error}", flush=True)
         results.append(result)
@@ -104,7 +105,8 @@ def build_lesson(lesson: Lesson, out: Path, timeout: int) -> BuildResult:
     error = None
     number = 0
     try:
-        with client.setup_kernel():
+        # The kernel's own stderr (transport warnings) is not the lesson's output.
+        with client.setup_kernel(stderr=subprocess.DEVNULL):
             for index, cell in enumerate(nb.cells):
                 number = index + 1
                 client.execute_cell(cell, index)

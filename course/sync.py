@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"course sync: {error}", file=sys.stderr)
         return 2
-    problems, changed = sync(args.root, scopes, check=args.check)
+    try:
+        problems, changed = sync(args.root, scopes, check=args.check)
+    except UsageError as error:
+        print(f"course sync: {error}", file=sys.stderr)
+        return 2
     for line in changed:
         print(line)
     for line in problems:
@@ -72,14 +76,20 @@ def notebook_files(root: Path) -> list[Path]:
 def sync(root: Path, scopes: list[Path], check: bool) -> tuple[list[str], list[str]]:
     """Bring twins and blocks up to date (or, with ``check``, report them).
 
-    Returns (problems, changes): one line per problem found and per file written.
+    Returns (problems, changes): one line per problem found and per file written;
+    UsageError when a scope holds no notebook.
     """
     problems: list[str] = []
     changed: list[str] = []
     lessons, _ = discover(root)  # unreadable lessons are reported below, file by file
-    for path, required in block_files(root).items():
-        if not path.exists() or not in_scope(path, scopes):
-            continue
+    blocks = {path: required for path, required in block_files(root).items()
+              if path.exists() and in_scope(path, scopes)}
+    files = [path for path in notebook_files(root) if in_scope(path, scopes)]
+    for scope in scopes:
+        if not any(in_scope(path, [scope]) for path in [*blocks, *files]):
+            raise UsageError(f"no lesson in {scope} (sync rebuilds the notebooks of "
+                             f"{', '.join(f'{folder}/' for folder in SOURCE_DIRS)})")
+    for path, required in blocks.items():
         text = path.read_text(encoding="utf-8")
         try:
             fresh = refresh_blocks(text, lessons, path.parent, required)
@@ -92,7 +102,6 @@ def sync(root: Path, scopes: list[Path], check: bool) -> tuple[list[str], list[s
             else:
                 path.write_text(fresh, encoding="utf-8")
                 changed.append(f"rewrote generated blocks in {relative(path)}")
-    files = [path for path in notebook_files(root) if in_scope(path, scopes)]
     for path in files:
         if path.suffix == ".ipynb":
             if not twin_of(path).exists():

@@ -21,14 +21,19 @@ __all__ = [
 ]
 
 
+def _number(x: float) -> str:
+    """A limit as a person writes it: 2000000, not 2e+06; 0.5 stays 0.5."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _describe(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         left, right = ("(" if low_open else "["), (")" if high_open else "]")
-        return f"in {left}{low:g}, {high:g}{right}"
+        return f"in {left}{_number(low)}, {_number(high)}{right}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {_number(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {_number(high)}"
     return "a finite number"
 
 

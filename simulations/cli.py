@@ -7,6 +7,10 @@ measured figure is printed next to the value queueing theory predicts, with the 
     python -m simulations list
     python -m simulations run mmc --param servers=8 --param arrival_rate=7.2 --seed 3
     python -m simulations run mg1 --param service_scv=4 --customers 200000 --json
+    python -m simulations run mm1 --param arrival_rate=0.9 --replications 10 --engine fast
+
+One run's p99 is one draw; ``--replications N`` runs N independent replications and prints each
+figure as a mean with the half-width of its 95 % t-interval, beside the theory value.
 
 Engines: ``--engine simpy`` (the default) runs the toolkit's SimPy ``ServerPool`` fed by a
 ``RequestSource``; ``--engine fast`` runs ``simulations.fastpath``, a recursion without an event
@@ -23,10 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from simulations.errors import check_int
+from simulations.metrics import confidence_interval
 from simulations.textbook import (
     DEFAULT_CUSTOMERS,
     MAX_CUSTOMERS,
@@ -34,6 +41,8 @@ from simulations.textbook import (
     parse_params,
     run_model,
 )
+
+MAX_REPLICATIONS = 100
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +53,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m simulations", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m simulations",
+                     description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     sub.add_parser("list", help="list the models and their parameters")
@@ -59,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=None,
                      help="first requests deleted before measuring (default: a tenth)")
     run.add_argument("--engine", default="simpy", help="simpy (default) or fast")
+    run.add_argument("--replications", type=int, default=1, metavar="N",
+                     help=f"independent runs (seeds drawn from --seed), 1..{MAX_REPLICATIONS};"
+                          " with 2 or more, each figure is the mean with its 95 %% interval")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -81,13 +94,34 @@ def _format(value: float | None, digits: int = 4) -> str:
 
 
 def _table(model: str, header: dict[str, Any], report: dict[str, dict[str, Any]]) -> str:
+    interval = any("ci95_half_width" in row for row in report.values())
     lines = [f"{model}: " + ", ".join(f"{k}={v}" for k, v in header.items()),
-             f"{'metric':22}{'simulated':>12}{'theory':>12}{'rel. error':>12}"]
+             f"{'metric':22}{'simulated':>12}" + (f"{'± 95 % CI':>12}" if interval else "")
+             + f"{'theory':>12}{'rel. error':>12}"]
     for name, row in report.items():
         error = row["relative_error"]
-        lines.append(f"{name:22}{_format(row['simulated']):>12}{_format(row['theory']):>12}"
-                     f"{'-' if error is None else f'{error:+.2%}':>12}")
+        half = f"{'± ' + _format(row['ci95_half_width'], 3):>12}" if interval else ""
+        lines.append(f"{name:22}{_format(row['simulated']):>12}{half}"
+                     f"{_format(row['theory']):>12}{'-' if error is None else f'{error:+.2%}':>12}")
     return "\n".join(lines)
+
+
+def replicated(model: str, params: dict[str, Any], seed: int, replications: int,
+               **options: Any) -> dict[str, dict[str, Any]]:
+    """``run_model`` over independent replications (seeds ``seed``, ``seed + 1``, ...): each
+    metric's mean, the half-width of its 95 % t-interval, theory and the mean's error."""
+    replications = check_int("replications", replications, 1, MAX_REPLICATIONS)
+    runs = [run_model(model, params, seed=seed + r, **options) for r in range(replications)]
+    if replications == 1:
+        return runs[0]
+    report = {}
+    for name, first in runs[0].items():
+        mean, half = confidence_interval([run[name]["simulated"] for run in runs])
+        theory = first["theory"]
+        report[name] = {"simulated": mean, "ci95_half_width": half, "theory": theory,
+                        "relative_error": None if theory in (None, 0) else
+                        (mean - theory) / theory}
+    return report
 
 
 def _json_safe(value: Any) -> Any:
@@ -99,22 +133,31 @@ def _json_safe(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        print(_list_models())
+        print(_list_models(), flush=True)
         return 0
     try:
         params = parse_params(args.model, args.param)
-        report = run_model(args.model, params, seed=args.seed, customers=args.customers,
-                           warmup=args.warmup, engine=args.engine)
+        report = replicated(args.model, params, args.seed, args.replications,
+                            customers=args.customers, warmup=args.warmup, engine=args.engine)
     except ValueError as error:
         print(f"python -m simulations run: error: {error}", file=sys.stderr)
         return 2
     header = {"engine": args.engine, "seed": args.seed, "customers": args.customers,
-              "warmup": args.customers // 10 if args.warmup is None else args.warmup}
+              "warmup": args.customers // 10 if args.warmup is None else args.warmup,
+              **({"replications": args.replications} if args.replications > 1 else {})}
     if args.json:
         print(json.dumps(_json_safe(
             {"model": args.model, **header, "params": params, "metrics": report})))
     else:
-        print(_table(args.model, {**header, **params}, report))
+        print(_table(args.model, {**header, **params}, report), flush=True)
     return 0

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jupyter_servers import Server, ServerError, isolated_env, start
 
 from course.paths import EXERCISES, NOTEBOOKS
 
@@ -57,63 +51,6 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@dataclass
-class Lab:
-    """A running JupyterLab server serving ``root`` (a temporary copy of the course)."""
-
-    url: str
-    token: str
-    root: Path
-    process: subprocess.Popen
-    log: Path
-
-    def api(self, method: str, path: str) -> object:
-        request = urllib.request.Request(
-            f"{self.url}/api/{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def end_sessions(self) -> None:
-        """Shut down every kernel session, so the next notebook starts with a fresh kernel."""
-        for session in self.api("GET", "sessions"):
-            try:
-                self.api("DELETE", f"sessions/{session['id']}")
-            except urllib.error.HTTPError as error:
-                if error.code != 404:  # 404: it ended by itself (its tab was closed) meanwhile
-                    raise
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """Ask the server to shut down (it stops its kernels), then end its process group."""
-        if self.process.poll() is None:
-            try:
-                self.api("POST", "shutdown")
-                self.process.wait(timeout=20)
-            except (OSError, urllib.error.URLError, subprocess.TimeoutExpired):
-                pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _write_settings(folder: Path) -> None:
     for plugin, values in LAB_SETTINGS.items():
         path = folder / f"{plugin}.jupyterlab-settings"
@@ -122,7 +59,7 @@ def _write_settings(folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Lab:
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Server:
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "root"
     skip = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
@@ -130,51 +67,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
         if folder.exists():
             shutil.copytree(folder, root / folder.name, ignore=skip)
     shutil.copytree(FIXTURES, root / "fixtures", ignore=skip)
-    dirs = {name: home / name for name in ("config", "data", "runtime", "ipython", "settings",
-                                           "workspaces")}
-    for folder in dirs.values():
-        folder.mkdir()
-    _write_settings(dirs["settings"])
-    inherited = {key: value for key, value in os.environ.items()
-                 if key not in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH")}  # the user's extra dirs
-    env = {
-        **inherited,
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
-        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
-    }
-    token, port = secrets.token_hex(16), _free_port()
-    command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--ServerApp.token={token}", f"--port={port}", "--ip=127.0.0.1",
-        f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-        "--LabApp.news_url=None",
-        f"--LabApp.user_settings_dir={dirs['settings']}",
-        f"--LabApp.workspaces_dir={dirs['workspaces']}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    log = home / "jupyterlab.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    server = Lab(f"http://127.0.0.1:{port}", token, root, process, log)
+    settings, workspaces = home / "settings", home / "workspaces"
+    workspaces.mkdir()
+    _write_settings(settings)
+    env = {**isolated_env(home), "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(workspaces)}
+    command = [sys.executable, "-m", "jupyter", "lab", "--LabApp.news_url=None",
+               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}"]
+    try:
+        server = start(command, root, env, home / "jupyterlab.log", SERVER_START_TIMEOUT)
+    except ServerError as error:
+        pytest.fail(str(error))
     request.addfinalizer(server.stop)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"JupyterLab exited with code {process.returncode}:\n{server.log_tail()}")
+    return server
+
+
+def end_sessions(server: Server) -> None:
+    """Shut down every kernel session, so the next notebook starts with a fresh kernel."""
+    for session in server.api("GET", "sessions"):
         try:
-            server.api("GET", "status")
-            return server
-        except (OSError, urllib.error.URLError):
-            if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer /api/status within "
-                            f"{SERVER_START_TIMEOUT:.0f} s:\n{server.log_tail()}")
-            time.sleep(0.5)
+            server.api("DELETE", f"sessions/{session['id']}")
+        except urllib.error.HTTPError as error:
+            if error.code != 404:  # 404: it ended by itself (its tab was closed) meanwhile
+                raise
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +117,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
 
 @pytest.fixture
-def open_notebook(browser, lab: Lab):
+def open_notebook(browser, lab: Server):
     """Open a notebook (path relative to the served root) in a new page of the browser."""
     from lab_page import LabPage  # imports playwright, which ``browser`` has checked for
 
@@ -216,4 +131,4 @@ def open_notebook(browser, lab: Lab):
     yield open_
     for page in pages:
         page.page.close()
-    lab.end_sessions()
+    end_sessions(lab)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
 from course_fixtures import write_notebook
 
 from course import catalog
@@ -80,3 +83,21 @@ def test_the_repository_course_map_matches_the_lessons():
         assert catalog.refresh_blocks(text, lessons, path.parent, required) == text, (
             f"{path.name}: the generated course map is stale; run `course sync`"
         )
+
+
+@pytest.mark.parametrize(("remote", "badge"), [
+    (None, None),
+    ("/srv/git/course", None),
+    ("https://github.com/acme/patterns-course.git", "acme/patterns-course"),
+    ("git@github.com:acme/patterns-course.git", "acme/patterns-course"),
+])
+def test_binder_badge_follows_the_github_remote(tmp_path, remote, badge):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    if remote:
+        subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote],
+                       check=True)
+    block = catalog.binder_block([], tmp_path)
+    if badge is None:
+        assert block == catalog.BINDER_OFF and "http" not in block
+    else:
+        assert f"https://mybinder.org/v2/gh/{badge}/HEAD?urlpath=lab/tree/notebooks/" in block

@@ -70,3 +70,19 @@ def test_unknown_parameter_is_named(shown):
 def test_unusable_abbreviation_is_explained(shown):
     with pytest.raises(ValueError, match="cannot make a control for slope"):
         explore_module.explore(draw_line, slope=object())
+
+
+@pytest.mark.parametrize("abbrev", ["high", 3, {"a": 1}])
+def test_only_ranges_lists_bools_and_widgets_make_controls(shown, abbrev):
+    """ipywidgets would make a text box or a slider of these: explore refuses, as it says."""
+    with pytest.raises(ValueError, match=rf"cannot make a control for label={abbrev!r} \(use"):
+        explore_module.explore(draw_line, label=abbrev)
+
+
+def test_a_widget_is_used_as_given(shown):
+    import ipywidgets
+
+    objects, _ = shown
+    text = ipywidgets.Text(value="mine", description="label")
+    explore_module.explore(draw_line, label=text)
+    assert objects[0].children[0] is text

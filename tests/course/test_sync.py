@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from course_fixtures import write_notebook
 
 from course import sync
@@ -64,6 +65,15 @@ def test_cli_exit_codes_and_paths(course, capsys):
     assert (notebooks / "resilience" / "b.ipynb").exists()
     assert sync.run(course.args(paths=[course.root / "missing"], check=True)) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_a_path_with_no_notebook_is_a_usage_error(course, capsys, check):
+    empty = course.root / "notebooks" / "caching"
+    empty.mkdir()
+    assert sync.run(course.args(paths=[empty], check=check)) == 2
+    assert capsys.readouterr().err == (f"course sync: no lesson in {empty} (sync rebuilds the "
+                                       "notebooks of notebooks/, solutions/, exercises/)\n")
 
 
 def test_orphan_twin_is_reported_by_plain_sync_too(course):

@@ -99,3 +99,41 @@ def test_bad_input_is_one_line_naming_the_parameter_with_exit_2(args, named):
     assert named in lines[0] and "Traceback" not in result.stderr
     # The message says what is allowed: a range, a bound or the list of choices.
     assert any(word in lines[0] for word in ("<", ">", "[", "one of", "choose from", "invalid"))
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`python -m simulations list | head`: the reader is gone before the table is written."""
+    child = subprocess.Popen([sys.executable, "-m", "simulations", "list"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    _, stderr = child.communicate(timeout=120)
+    assert (child.returncode, stderr.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("prog", [["-m", "simulations"], ["-m", "course"]])
+def test_help_shows_no_rest_markup(prog):
+    shown = subprocess.run([sys.executable, *prog, "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "``" not in shown and "usage:" in shown
+
+
+def test_replications_give_the_mean_and_its_95_percent_interval_beside_theory():
+    result = run_cli("run", "mm1", "--param", "arrival_rate=0.5", "--customers", "20000",
+                     "--engine", "fast", "--replications", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    p99 = json.loads(result.stdout)["metrics"]["p99_response_s"]
+    theory, mean, half = p99["theory"], p99["simulated"], p99["ci95_half_width"]
+    assert 0 < half < 0.2 * theory
+    assert abs(mean - theory) < 2 * half  # 8 seeded replications of a queue at load 0.5
+    single = json.loads(run_cli("run", "mm1", "--param", "arrival_rate=0.5", "--customers",
+                                "20000", "--engine", "fast", "--json").stdout)
+    assert "ci95_half_width" not in single["metrics"]["p99_response_s"]
+    table = run_cli("run", "mm1", "--customers", "2000", "--replications", "3").stdout
+    assert "± 95 % CI" in table.splitlines()[1]
+
+
+def test_replications_out_of_range_are_one_line():
+    result = run_cli("run", "mm1", "--replications", "0")
+    assert result.returncode == 2
+    assert result.stderr == ("python -m simulations run: error: replications must be an "
+                             "integer in [1, 100] (got 0)\n")
