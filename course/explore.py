@@ -62,5 +62,7 @@ def _make_controls(
             widget.description = name
         if hasattr(widget, "style") and hasattr(widget.style, "description_width"):
             widget.style.description_width = "initial"  # show the whole parameter name
+        if hasattr(widget, "continuous_update"):
+            widget.continuous_update = False  # redraw on release, not at every step of a drag
         made[name] = widget
     return made

@@ -49,6 +49,7 @@ def test_default_figure_is_a_plain_output_and_a_slider_redraws_it(shown):
     assert line_end(fig) == 1.0, "the first figure uses draw's default"
     slider = controls.children[0]
     assert (slider.min, slider.max, slider.value, slider.description) == (0.0, 5.0, 1.0, "slope")
+    assert slider.continuous_update is False, "a drag redraws once, on release"
     slider.value = 3.0
     assert [line_end(f) for f in handle.updates] == [3.0]
     assert not plt.get_fignums(), "explore closes its figures so none is shown twice"
