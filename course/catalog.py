@@ -21,9 +21,9 @@ from course.lessons import Lesson, discover, start_page
 from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT
 
 # A GitHub remote of the clone: https://github.com/o/r(.git), git@github.com:o/r, ssh://...
-GITHUB_REMOTE = re.compile(r"github\.com[:/]([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
-BINDER_OFF = ("Binder: no GitHub remote yet; once the course is on GitHub, run `course sync` "
-              "to put the Binder link here.")
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+BINDER_OFF = ("Binder: not linked yet; once the course is on GitHub, set `github = \"owner/name\"` "
+              "under `[tool.course]` in pyproject.toml and run `course sync`.")
 
 STATUS_WORDS = {"stub": "📝 stub", "partial": "🚧 partial", "complete": "✅ complete"}
 
@@ -150,23 +150,28 @@ def markdown_table(lessons: list[Lesson], from_dir: Path) -> str:
 
 
 def github_repository(folder: Path) -> str | None:
-    """``owner/name`` of the first GitHub remote of the git clone holding ``folder``."""
-    import subprocess
+    """``owner/name`` from ``[tool.course] github`` of the ``pyproject.toml`` at or above
+    ``folder``, or None.
 
-    try:
-        listed = subprocess.run(["git", "-C", str(folder), "remote", "-v"],
-                                capture_output=True, text=True).stdout
-    except OSError:  # no git
-        return None
-    for line in listed.splitlines():
-        found = GITHUB_REMOTE.search(line.split()[1]) if len(line.split()) > 1 else None
-        if found:
-            return found.group(1)
+    A committed setting, not the clone's git remote: every clone (a fork, CI's clone of a local
+    path) then generates the same README and start page, so ``course sync --check`` agrees.
+    """
+    import tomllib
+
+    for directory in (folder.resolve(), *folder.resolve().parents):
+        pyproject = directory / "pyproject.toml"
+        if pyproject.exists():
+            setting = tomllib.loads(pyproject.read_text(encoding="utf-8")).get(
+                "tool", {}).get("course", {}).get("github")
+            if setting is not None and not GITHUB_REPOSITORY.match(str(setting)):
+                raise ValueError(f"{pyproject}: [tool.course] github must be 'owner/name' "
+                                 f"(got {setting!r})")
+            return setting
     return None
 
 
 def binder_block(lessons: list[Lesson], from_dir: Path) -> str:
-    """The Binder badge for the clone's GitHub remote, or one line on how to get it."""
+    """The Binder badge for the course's GitHub repository, or one line on how to get it."""
     repository = github_repository(from_dir)
     if repository is None:
         return BINDER_OFF

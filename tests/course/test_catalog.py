@@ -85,19 +85,30 @@ def test_the_repository_course_map_matches_the_lessons():
         )
 
 
-@pytest.mark.parametrize(("remote", "badge"), [
-    (None, None),
-    ("/srv/git/course", None),
-    ("https://github.com/acme/patterns-course.git", "acme/patterns-course"),
-    ("git@github.com:acme/patterns-course.git", "acme/patterns-course"),
+@pytest.mark.parametrize(("setting", "badge"), [
+    ("", None),
+    ('[tool.course]\ngithub = "acme/patterns-course"\n', "acme/patterns-course"),
 ])
-def test_binder_badge_follows_the_github_remote(tmp_path, remote, badge):
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    if remote:
-        subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote],
-                       check=True)
-    block = catalog.binder_block([], tmp_path)
+def test_binder_badge_follows_the_committed_setting(tmp_path, setting, badge):
+    (tmp_path / "pyproject.toml").write_text(setting)
+    (tmp_path / "notebooks").mkdir()
+    block = catalog.binder_block([], tmp_path / "notebooks")
     if badge is None:
         assert block == catalog.BINDER_OFF and "http" not in block
     else:
         assert f"https://mybinder.org/v2/gh/{badge}/HEAD?urlpath=lab/tree/notebooks/" in block
+
+
+def test_a_github_remote_alone_changes_nothing(tmp_path):
+    """Clones differ in their remotes (CI clones a local path); the README must not."""
+    (tmp_path / "pyproject.toml").write_text("")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin",
+                    "git@github.com:acme/patterns-course.git"], check=True)
+    assert catalog.binder_block([], tmp_path) == catalog.BINDER_OFF
+
+
+def test_a_malformed_setting_is_one_clear_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.course]\ngithub = "https://github.com/x"\n')
+    with pytest.raises(ValueError, match=r"\[tool.course\] github must be 'owner/name'"):
+        catalog.binder_block([], tmp_path)
