@@ -35,7 +35,8 @@ API map (all re-exported here):
 - experiments: ``replicate``, ``sweep`` (grid x seeded replications -> list of dict rows),
   ``aggregate`` (mean and t-interval per group), ``column``
 - theory: closed forms (M/M/1, Erlang C, Pollaczek–Khinchine, M/M/1/K, Kingman, Little, fan-out)
-- fastpath: ``fifo_queue``, ``simulate_fifo``: the FIFO queue without an event loop, same rows
+- fastpath: ``fifo_queue``, ``simulate_fifo``: the FIFO queue without an event loop, same rows;
+  ``fifo_with_timeouts``: callers who time out and retry before it; ``service_stream``
 - textbook: the M/M/1 ... M/M/1/K models beside theory (``simulate``, ``run_model``), used by
   ``python -m simulations``
 - plots (import as ``from simulations import plots``, to keep matplotlib out of plain imports):

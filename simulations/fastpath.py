@@ -10,23 +10,30 @@ it full, which needs the departure times of the customers still inside.
 
 Given the same arrival and service times, :func:`fifo_queue` gives the same per-customer waits
 as the toolkit's SimPy server pool (a test holds it to that) at a small fraction of the cost, so
-long validation runs and benchmarks use it.
+long validation runs and benchmarks use it. :func:`fifo_with_timeouts` adds callers who hang up
+after a timeout and call again at once, while the queue still serves the abandoned call to the
+end (as ``Client`` in front of a ``ServerPool`` does), so a slider can redraw a timeout sweep
+without an event loop.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Iterator
 
 import numpy as np
 
-from patterns.checks import check_int
+from patterns.checks import check_int, check_positive
 from simulations.distributions import Distribution
+from simulations.faults import FaultSchedule
 from simulations.records import Outcome, RequestTable
 from simulations.workloads import ArrivalProcess
 
-__all__ = ["fifo_queue", "simulate_fifo"]
+__all__ = ["fifo_queue", "fifo_with_timeouts", "service_stream", "simulate_fifo"]
 
-_OK, _REJECTED = int(Outcome.OK), int(Outcome.REJECTED)
+_OK, _REJECTED, _TIMEOUT = int(Outcome.OK), int(Outcome.REJECTED), int(Outcome.TIMEOUT)
+_IN_FLIGHT = int(Outcome.IN_FLIGHT)
 
 
 def fifo_queue(
@@ -91,6 +98,106 @@ def simulate_fifo(
     """
     times = arrivals.times(rng, n=check_int("customers", customers, 1))
     return fifo_queue(times, service.sample(rng, len(times)), servers, capacity)
+
+
+def service_stream(
+    service: Distribution, rng: np.random.Generator, block: int = 4096
+) -> Iterator[float]:
+    """Service times drawn from ``rng`` in blocks of ``block``, as ``ServerPool`` draws them."""
+    while True:
+        yield from service.sample(rng, block).tolist()
+
+
+def fifo_with_timeouts(
+    arrivals: np.ndarray,
+    services: Iterator[float],
+    servers: int,
+    timeout_s: float,
+    retries: int = 0,
+    faults: FaultSchedule | None = None,
+    until: float | None = None,
+) -> tuple[RequestTable, RequestTable, RequestTable]:
+    """Callers with a per-attempt timeout and immediate retries before a FIFO queue.
+
+    Each request arriving at ``arrivals`` (non-decreasing, s) calls the queue; an attempt not
+    answered within ``timeout_s`` is abandoned by its caller, who calls again at once, up to
+    ``retries`` more times. The queue never hears that a caller left: it serves every attempt to
+    the end. ``services`` yields service times in the order service starts; ``faults`` may hold
+    "slow" windows, which stretch a service time that starts inside them. Rows still open at
+    ``until`` (None: run to the end) are IN_FLIGHT with NaN times and calls from then on are left
+out, as when SimPy stops there.
+
+    Returns three tables, as ``Client`` and ``ServerPool`` log them: the requests as their
+    callers saw them (start = arrival, end = answer or final give-up), every attempt as its
+    caller saw it (end = answer or ``timeout_s`` later) and, in the same order, the queue's row
+    for each attempt (when it really ran).
+    """
+    check_int("servers", servers, 1)
+    timeout = check_positive("timeout_s", timeout_s)
+    check_int("retries", retries, 0)
+    windows = faults.windows if faults is not None else ()
+    if any(w.kind != "slow" for w in windows):
+        raise ValueError("fifo_with_timeouts models only 'slow' fault windows (got "
+                         f"{sorted({w.kind for w in windows})})")
+    times = np.asarray(arrivals, dtype=float)
+    if times.ndim != 1 or np.any(np.diff(times) < 0):
+        raise ValueError("arrivals must be a 1-D array of non-decreasing times")
+    n = len(times)
+    answered = [math.nan] * n
+    outcome = [_TIMEOUT] * n
+    calls: list[tuple[float, float, float, int]] = []  # (call time, start, end, request)
+    free_at = [0.0] * servers
+    retry_at: list[tuple[float, int, int]] = []  # heap of (time, request, attempts left)
+    pending = times.tolist()
+    i = 0
+    while i < n or retry_at:
+        if retry_at and (i == n or retry_at[0][0] < pending[i]):
+            now, request, left = heapq.heappop(retry_at)
+        else:
+            now, request, left = pending[i], i, retries
+            i += 1
+        start = now if now > free_at[0] else free_at[0]
+        delay = next(services)
+        window = faults.active(start) if faults is not None else None
+        if window is not None:
+            delay = delay * window.slow_factor + window.slow_add_s
+        end = start + delay
+        heapq.heapreplace(free_at, end)
+        calls.append((now, start, end, request))
+        if end - now <= timeout:
+            answered[request], outcome[request] = end, _OK
+        elif left:
+            heapq.heappush(retry_at, (now + timeout, request, left - 1))
+        else:
+            answered[request] = now + timeout
+    call, start, end, owner = (np.array(column) for column in zip(*calls, strict=True)) \
+        if calls else (np.empty(0),) * 4
+    given_up = end - call > timeout
+    seen = np.where(given_up, call + timeout, end)
+    stop = math.inf if until is None else until
+    return (
+        _table(times, times, np.array(answered), np.array(outcome), stop),
+        _table(call, call, seen, np.where(given_up, _TIMEOUT, _OK), stop),
+        _table(call, start, end, np.full(len(call), _OK), stop),
+    )
+
+
+def _table(arrival, start, end, outcome, stop: float) -> RequestTable:
+    """The rows a run stopped at ``stop`` leaves: none arriving from then on, later times
+    unknown."""
+    keep = arrival < stop
+    arrival, start, end, outcome = arrival[keep], start[keep], end[keep], outcome[keep]
+    n = len(arrival)
+    late = end > stop
+    return RequestTable(
+        arrival=arrival,
+        start=np.where(start > stop, np.nan, start),
+        end=np.where(late, np.nan, end),
+        outcome=np.where(late, _IN_FLIGHT, outcome).astype(np.int8),
+        server=np.full(n, -1, dtype=np.int32),
+        cls=np.full(n, -1, dtype=np.int16),
+        key=np.full(n, -1, dtype=np.int32),
+    )
 
 
 def _run(

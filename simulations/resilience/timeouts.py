@@ -14,7 +14,8 @@ This module is the lesson's study (the pattern itself is ``patterns.resilience.t
   extra load of retries;
 * the SimPy study (`Scenario`, `simulate`, `summary`, `timeline`), built from the toolkit: a
   `ServerPool` dependency called through `Client` objects with a timeout, traffic from a
-  `RequestSource`, slow episodes from a `FaultSchedule`.
+  `RequestSource`, slow episodes from a `FaultSchedule`; `simulate_fast` gives the same rows
+  without an event loop (``simulations.fastpath``) for the plain case a slider sweeps.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from patterns.checks import (
 from patterns.resilience.circuit_breaker import BreakerConfig, CircuitBreaker, ErrorRate
 from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, LogNormal, quantile, survival
+from simulations.fastpath import fifo_with_timeouts, service_stream
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.metrics import latency_percentiles, per_bin, rate_over_time
 from simulations.records import Outcome, RequestLog, RequestTable
@@ -227,6 +229,25 @@ def simulate(scenario: Scenario) -> Run:
     return Run(s, callers.log.table(), attempts.table(), dependency.log.table())
 
 
+def simulate_fast(scenario: Scenario) -> Run:
+    """`simulate` without SimPy, for one call per request with a timeout, immediate retries, a
+    queue of ``servers`` and at most "slow" faults: the toolkit's ``fifo_with_timeouts`` fed
+    from the same seeded draws, so it gives the same rows (a test holds it to that)."""
+    s = scenario
+    plain = (s.servers is not None and s.timeout_s is not None and s.calls == 1
+             and s.fanout == 1 and s.deadline_s is None and s.hedge_delay_s is None
+             and s.breaker is None and all(w.kind == "slow" for w in s.faults))
+    if not plain:
+        raise ValueError("simulate_fast needs servers, a timeout, one call per request and only "
+                         "'slow' faults (no deadline, fan-out, hedging or breaker); use simulate")
+    rng = np.random.default_rng(s.seed)
+    arrivals = (s.arrivals or PoissonArrivals(s.arrival_rate)).times(rng, horizon=s.duration_s)
+    requests, attempts, work = fifo_with_timeouts(
+        arrivals, service_stream(s.service, rng), s.servers, s.timeout_s, s.retries,
+        FaultSchedule(s.faults) if s.faults else None, until=s.duration_s + 5 * s.timeout_s)
+    return Run(s, requests, attempts, work)
+
+
 def _window(run: Run, start_s: float | None, end_s: float | None) -> tuple[float, float]:
     return (0.0 if start_s is None else start_s,
             run.scenario.duration_s if end_s is None else end_s)
@@ -291,9 +312,9 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
                                      where=arrivals > 0)}
 
 
-def sweep(base: Scenario, **grid: list) -> list[tuple[dict, dict]]:
+def sweep(base: Scenario, fast: bool = False, **grid: list) -> list[tuple[dict, dict]]:
     """Run ``base`` once per combination of Scenario fields in ``grid``; returns
-    (settings, `summary`) pairs in grid order."""
+    (settings, `summary`) pairs in grid order. ``fast`` runs `simulate_fast` (same rows)."""
     from dataclasses import replace
     from itertools import product
 
@@ -301,7 +322,8 @@ def sweep(base: Scenario, **grid: list) -> list[tuple[dict, dict]]:
     rows = []
     for values in product(*grid.values()):
         settings = dict(zip(names, values, strict=True))
-        rows.append((settings, summary(simulate(replace(base, **settings)))))
+        run = (simulate_fast if fast else simulate)(replace(base, **settings))
+        rows.append((settings, summary(run)))
     return rows
 
 
@@ -350,6 +372,6 @@ def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0):
 __all__ = [
     "Run", "Scenario", "expected_attempts", "false_timeout_probability",
     "fanout_timeout_probability", "hedge_rate", "hedged_survival",
-    "per_call_timeout_for_fanout", "plot_dashboard", "plot_sweep", "simulate",
+    "per_call_timeout_for_fanout", "plot_dashboard", "plot_sweep", "simulate", "simulate_fast",
     "summary", "sweep", "timeline", "timeout_for_false_rate"
 ]

@@ -39,7 +39,9 @@ from simulations.resilience.timeouts import (
     hedged_survival,
     per_call_timeout_for_fanout,
     simulate,
+    simulate_fast,
     summary,
+    sweep,
     timeout_for_false_rate,
 )
 
@@ -316,3 +318,33 @@ def test_runs_are_deterministic_and_rows_line_up() -> None:
     assert len(a.attempts) == len(a.work)  # one dependency row per attempt, same order
     assert np.allclose(a.attempts.arrival, a.work.arrival)
     assert set(np.unique(a.requests.outcome)) <= {int(Outcome.OK), int(Outcome.TIMEOUT)}
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(duration_s=30, timeout_s=0.01, retries=1),
+    Scenario(duration_s=30, arrival_rate=160, timeout_s=0.03, retries=1,
+             faults=(FaultWindow(10, 20, "slow", slow_factor=2.0),)),  # overloaded: work left
+])
+def test_fast_path_gives_the_simpy_rows_the_slider_plots(scenario) -> None:
+    slow, fast = simulate(scenario), simulate_fast(scenario)
+    for name in ("requests", "attempts", "work"):
+        a, b = getattr(slow, name), getattr(fast, name)
+        assert np.array_equal(a.outcome, b.outcome)
+        for column in ("arrival", "start", "end"):  # replayed as gaps: equal up to rounding
+            assert np.allclose(getattr(a, column), getattr(b, column), rtol=1e-9, atol=1e-9,
+                               equal_nan=True)
+    assert summary(slow) == pytest.approx(summary(fast), rel=1e-9, nan_ok=True)
+    for (settings, out), (fast_settings, fast_out) in zip(
+            sweep(scenario, retries=[0, 1]), sweep(scenario, fast=True, retries=[0, 1]),
+            strict=True):
+        assert settings == fast_settings
+        assert out == pytest.approx(fast_out, rel=1e-9, nan_ok=True)
+
+
+@pytest.mark.parametrize("change", [{"servers": None}, {"timeout_s": None}, {"calls": 2},
+                                    {"fanout": 2}, {"deadline_s": 1.0}, {"hedge_delay_s": 0.05},
+                                    {"breaker": BreakerConfig()},
+                                    {"faults": (FaultWindow(1, 2, "hang"),)}])
+def test_fast_path_refuses_what_it_does_not_model(change) -> None:
+    with pytest.raises(ValueError, match="use simulate"):
+        simulate_fast(replace(Scenario(duration_s=5), **change))

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import simpy
 
-from simulations.clients import RequestSource
+from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, Exponential, LogNormal
-from simulations.fastpath import fifo_queue, simulate_fifo
-from simulations.records import Outcome, RequestTable
+from simulations.fastpath import fifo_queue, fifo_with_timeouts, simulate_fifo
+from simulations.faults import FaultSchedule, FaultWindow
+from simulations.records import Outcome, RequestLog, RequestTable
 from simulations.servers import ServerPool
 from simulations.workloads import ArrivalProcess, PoissonArrivals
 
@@ -149,3 +150,64 @@ def test_bad_input_names_the_parameter(kwargs, message):
 def test_simulate_fifo_rejects_a_non_positive_customer_count():
     with pytest.raises(ValueError, match="customers"):
         simulate_fifo(PoissonArrivals(1.0), Exponential(0.5), np.random.default_rng(1), 0)
+
+
+def _simpy_callers(arrivals, services, servers, timeout_s, retries, faults, until):
+    """Callers with a ``Client`` timeout and immediate retries before a SimPy pool."""
+    env = simpy.Environment()
+    rng = np.random.default_rng(0)  # unused by the replaying distribution and arrivals
+    pool = ServerPool(env, servers, _Replay(services), rng, faults=faults)
+    attempts = RequestLog()
+
+    def request(key, cls):
+        for _ in range(retries + 1):
+            outcome = yield Client(env, pool, timeout_s, attempts).call()
+            if outcome is Outcome.OK:
+                break
+        return int(outcome)
+
+    callers = ServerPool(env, None, request)
+    RequestSource(env, _GivenTimes(arrivals), callers.submit, rng)
+    env.run(until=until)
+    return callers.log.table(), attempts.table(), pool.log.table()
+
+
+@pytest.mark.parametrize(
+    ("servers", "load", "timeout_s", "retries", "slow"),
+    [(1, 0.7, 2.0, 0, None), (4, 0.6, 3.0, 1, None),
+     (2, 0.5, 3.0, 2, FaultWindow(200, 400, "slow", slow_factor=1.5))],
+)
+def test_timeouts_and_retries_match_simpy_callers(servers, load, timeout_s, retries, slow):
+    rng = np.random.default_rng(7)
+    n = 3000
+    arrivals = np.cumsum(rng.exponential(1.0 / (load * servers), n))
+    services = rng.lognormal(-0.5, 1.0, 4 * n)  # enough for every retry
+    faults = FaultSchedule([slow] if slow else [])
+    until = arrivals[-1] + 0.5 * timeout_s  # stops with some requests still open
+    expected = _simpy_callers(arrivals, services, servers, timeout_s, retries, faults, until)
+    got = fifo_with_timeouts(arrivals, iter(services.tolist()), servers, timeout_s, retries,
+                             faults, until)
+    for simpy_rows, fast_rows in zip(expected, got, strict=True):
+        _assert_same_rows(simpy_rows, fast_rows)
+    requests, attempts, _ = got
+    assert 0 < np.sum(attempts.outcome == int(Outcome.TIMEOUT)) < len(attempts)
+    assert np.sum(requests.outcome == int(Outcome.IN_FLIGHT)) > 0
+    if retries:
+        assert len(attempts) > len(requests)
+
+
+def test_timeout_hand_worked_example():
+    # One server, 1 s timeout, one retry. Request 0 (at 0 s) takes 1.5 s: its caller hangs up
+    # at 1 s and calls again; request 1 (at 0.2 s) waits until 1.5 s, so hangs up at 1.2 s and
+    # calls again. The retries (0.1 s each) start at 1.6 s and 1.7 s and are answered in time.
+    requests, attempts, work = fifo_with_timeouts(
+        np.array([0.0, 0.2]), iter([1.5, 0.1, 0.1, 0.1]), 1, 1.0, retries=1)
+    np.testing.assert_allclose(work.start, [0.0, 1.5, 1.6, 1.7])
+    np.testing.assert_allclose(attempts.arrival, [0.0, 0.2, 1.0, 1.2])
+    np.testing.assert_allclose(attempts.end, [1.0, 1.2, 1.7, 1.8])
+    np.testing.assert_array_equal(attempts.outcome, [Outcome.TIMEOUT] * 2 + [Outcome.OK] * 2)
+    np.testing.assert_array_equal(requests.outcome, [Outcome.OK, Outcome.OK])
+    np.testing.assert_allclose(requests.end, [1.7, 1.8])
+    with pytest.raises(ValueError, match="slow"):
+        fifo_with_timeouts(np.array([0.0]), iter([1.0]), 1, 1.0,
+                           faults=FaultSchedule([FaultWindow(0, 1, "hang")]))
