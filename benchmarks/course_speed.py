@@ -58,6 +58,7 @@ _course_explore.explore = _recording_explore
 TIME_REDRAWS = """
 import inspect as _inspect, io as _io, json as _json, statistics as _st, time as _time
 import matplotlib.pyplot as _plt
+from simulations.plots import INLINE_PNG as _INLINE_PNG  # as the lesson's inline figures render
 
 def _ends(abbrev, default):
     if isinstance(abbrev, bool):
@@ -75,7 +76,7 @@ def _timed(draw, values, repeat):
         with _plt.ioff():
             draw(**values)
             figure = _plt.gcf()
-        figure.savefig(_io.BytesIO(), format="png", dpi=2 * figure.dpi, bbox_inches="tight")
+        figure.savefig(_io.BytesIO(), format="png", dpi=2 * figure.dpi, **_INLINE_PNG)
         _plt.close(figure)
         seconds.append(_time.perf_counter() - start)
     return seconds

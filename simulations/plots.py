@@ -30,9 +30,15 @@ STYLE = "simulations.course"
 top/right frame, constrained layout."""
 
 
+INLINE_PNG = {"bbox_inches": "tight", "pil_kwargs": {"compress_level": 1}}
+"""How the notebook renders a figure (the inline backend's defaults, but the fastest zlib level:
+a slider's redraw spends a fifth of its time compressing the PNG at the default level)."""
+
+
 def use_style() -> None:
     """Apply the house style to every later figure, and draw inline figures at twice the pixel
-    density (sharp on HiDPI screens). Each lesson's card cell calls this once."""
+    density (sharp on HiDPI screens), rendered as ``INLINE_PNG`` says. Each lesson's card cell
+    calls this once."""
     plt.style.use(STYLE)
     try:
         from IPython import get_ipython
@@ -40,7 +46,7 @@ def use_style() -> None:
     except ImportError:
         return
     if get_ipython() is not None:
-        set_matplotlib_formats("retina")
+        set_matplotlib_formats("retina", **INLINE_PNG)
 
 
 def new_axes(ax: Axes | None = None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
