@@ -108,7 +108,8 @@ class MessageTable:
 
     def rows(self) -> list[tuple]:
         """Every message as a plain tuple, to compare two runs message for message."""
-        return [(s, d, t, a, f, c, repr(b)) for s, d, t, a, f, c, b in zip(
+        return [(str(s), str(d), float(t), None if np.isnan(a) else float(a), str(f), int(c),
+                 repr(b)) for s, d, t, a, f, c, b in zip(
             self.src, self.dst, self.sent_s, self.arrived_s, self.fate, self.copy_of,
             self.body, strict=True)]
 

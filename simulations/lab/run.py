@@ -66,7 +66,8 @@ class Scenario:
 
 @dataclass(frozen=True, eq=False)
 class LabRun:
-    """A finished run: its inputs, what the clients saw and every message."""
+    """A finished run: its inputs, what the clients saw, every message, and each node's disk
+    as the run left it."""
 
     node_class: type
     scenario: Scenario
@@ -75,6 +76,7 @@ class LabRun:
     journal: MessageTable
     nemesis: Nemesis
     duration_s: float
+    disks: dict[str, dict]
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -140,7 +142,7 @@ def run(node_class: type, scenario: Scenario | None = None, seed: int = 0) -> La
             env, reader, nodes, lambda: max([env.now, *ends]) + scenario.settle_s)))
     env.run(until=done)
     return LabRun(node_class, scenario, seed, log.table(), network.journal.table(), nemesis,
-                  env.now)
+                  env.now, {name: host.disk for name, host in hosts.items()})
 
 
 def _after(env: simpy.Environment, first: simpy.Event, then: Any):

@@ -22,7 +22,8 @@ is left out too when it is uncertain: placing it can only hide the value before 
 A failing key gets a small witness: operations, with their times, that cannot be ordered even
 when every other operation of that key is allowed to take effect anywhere in its own interval
 or not at all (reads among the others are ignored). It is found by keeping the shortest
-prefix that still fails, then releasing each remaining operation whose release keeps it failing.
+prefix that still fails, then releasing, earliest first, each operation whose release keeps it
+failing.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def _witness(ops: list[Op], model: CasRegister) -> tuple[Op, ...]:
         mid = (low + high) // 2
         low, high = (low, mid) if fails(order[:mid]) else (mid + 1, high)
     kept = order[:high]
-    for op in reversed(order[:high - 1]):
+    for op in order[:high - 1]:  # earliest first, so the latest context stays
         trial = [k for k in kept if k is not op]
         if fails(trial):
             kept = trial
