@@ -43,6 +43,8 @@ API map (all re-exported here):
   ``plots.latency_vs_load``, ``plots.cdf``, ``plots.time_series``, ``plots.dashboard`` (metrics
   stacked over time), ``plots.tradeoff``, ``plots.sweep_panels`` (a sweep, one panel per metric,
   with interval bars), ``plots.new_axes``
+- lab (``simulations.lab``, its own API map): learners' nodes on a faulty network under a seeded
+  nemesis, client histories, linearizability / set / counter / unique-id checkers, diagrams
 
 Example, an M/M/4 queue at 90 % load::
 
