@@ -8,12 +8,14 @@ grey. Each function takes data (arrays or tables) and returns the matplotlib ``A
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.font_manager import FontProperties
 
 __all__ = ["COLORS", "STYLE", "cdf", "dashboard", "latency_vs_load", "new_axes", "sweep_panels",
            "time_series", "tradeoff", "use_style"]
@@ -225,21 +227,28 @@ def dashboard(
     ``panels`` maps each panel's y label (with units) to its curves (name -> values at
     ``times``). A curve name keeps its colour in every panel, so the legend of the top panel
     names the curves below it too; a lower panel shows a legend only if it adds a name.
-    ``windows`` are shaded in every panel (see ``time_series``).
+    ``windows`` are shaded in every panel (see ``time_series``). A y label too long for its
+    panel is broken at spaces onto more lines, and the labels are aligned with each other.
     """
     if not panels:
         raise ValueError("dashboard needs at least one panel (got none)")
-    _, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, layout="constrained",
-                           figsize=(width, panel_height * len(panels)))
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, layout="constrained",
+                             figsize=(width, panel_height * len(panels)))
+    # A label fits along about 70 % of a panel's height (the rest is spacing and tick labels);
+    # an average character of the sans-serif font is about 0.6 em wide.
+    size = FontProperties(size=plt.rcParams["axes.labelsize"]).get_size_in_points()
+    line_chars = max(1, int(0.7 * panel_height * 72 / (0.6 * size)))
     names = list(dict.fromkeys(name for series in panels.values() for name in series))
     named: set[str] = set()
     for ax, (ylabel, series) in zip(axes[:, 0], panels.items(), strict=True):
         if series:
             ax.set_prop_cycle(color=[COLORS[names.index(n) % len(COLORS)] for n in series])
-        time_series(times, series, ylabel=ylabel, windows=windows, window_label=window_label,
+        wrapped = textwrap.fill(ylabel, line_chars, break_long_words=False)
+        time_series(times, series, ylabel=wrapped, windows=windows, window_label=window_label,
                     ax=ax, xlabel="")
         if named and set(series) <= named:
             ax.get_legend().remove()
         named.update(series)
     axes[-1, 0].set_xlabel(xlabel)
+    fig.align_ylabels(axes[:, 0])
     return list(axes[:, 0])

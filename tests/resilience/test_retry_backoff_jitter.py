@@ -22,6 +22,7 @@ from patterns.resilience.retry_backoff_jitter import (
     tenacity_wait,
 )
 from simulations.metrics import confidence_interval
+from simulations.records import Outcome
 from simulations.resilience.retry_backoff_jitter import (
     POLICIES,
     Scenario,
@@ -276,6 +277,19 @@ def test_metastable_collapse_matches_the_fluid_threshold() -> None:
     low = replace(policy("backoff, full jitter"), arrival_rate=10.0)
     assert not collapse_persists(low.arrival_rate, low.capacity_rate, 4)
     assert summary(simulate(low))["goodput_fraction"] > 0.9
+
+
+def test_goodput_fraction_is_the_share_of_arrivals_answered_in_time() -> None:
+    # ρ = 0.15, no trigger: every request is answered in time. Seed 4 happens to bring 376
+    # arrivals into the 45 s window (10-55 s) where 337.5 are expected, so goodput over the
+    # nominal rate would read 1.11; the share of the window's own arrivals is 1.
+    light = replace(policy("backoff, full jitter"), arrival_rate=7.5, trigger=None, seed=4)
+    run = simulate(light)
+    r = run.requests
+    window = (r.arrival >= 10) & (r.arrival < 55)
+    good = window & r.has(Outcome.OK) & (r.latency <= light.slo_s)
+    assert window.sum() > light.arrival_rate * 45
+    assert summary(run)["goodput_fraction"] == pytest.approx(good.sum() / window.sum())
 
 
 def test_collapsed_amplification_is_the_sustained_amplification() -> None:

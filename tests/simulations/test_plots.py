@@ -65,8 +65,8 @@ def test_dashboard_stacks_panels_on_one_time_axis_with_one_legend() -> None:
         "goodput (req/s)": {"breaker": 10 - t, "no breaker": 10 - 2 * t},
         "fallbacks (req/s)": {"breaker + fallback": t},
     }, windows=[(2.0, 4.0)], window_label="outage (hang)")
-    assert [ax.get_ylabel() for ax in axes] == ["p99 latency (s)", "goodput (req/s)",
-                                                "fallbacks (req/s)"]
+    assert [ax.get_ylabel().replace("\n", " ") for ax in axes] == [
+        "p99 latency (s)", "goodput (req/s)", "fallbacks (req/s)"]
     assert _legend(axes[0]) == ["outage (hang)", "no breaker", "breaker"]
     assert axes[1].get_legend() is None  # its curves are named above
     assert "breaker + fallback" in _legend(axes[2])  # a new name gets a legend
@@ -77,6 +77,21 @@ def test_dashboard_stacks_panels_on_one_time_axis_with_one_legend() -> None:
     assert axes[-1].get_xlabel() == "time (s)" and axes[0].get_xlabel() == ""
     with pytest.raises(ValueError, match="at least one panel"):
         plots.dashboard(t, {})
+
+
+def test_dashboard_wraps_long_y_labels_inside_their_panel_and_aligns_them() -> None:
+    plots.use_style()
+    labels = ["p99 latency (s)", "fallback answers (req/s)", "refused by the breaker (req/s)",
+              "calls refused by the breaker per second (req/s)", "busy workers"]
+    t = np.arange(60.0)
+    axes = plots.dashboard(t, {label: {"run": t} for label in labels})
+    axes[0].figure.canvas.draw()
+    renderer = axes[0].figure.canvas.get_renderer()
+    for ax, label in zip(axes, labels, strict=True):
+        assert " ".join(ax.get_ylabel().split()) == label  # broken at spaces, nothing lost
+        text, panel = ax.yaxis.label.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert panel.y0 <= text.y0 and text.y1 <= panel.y1, label  # clear of its neighbours
+    assert len({round(ax.yaxis.label.get_window_extent(renderer).x1) for ax in axes}) == 1
 
 
 def test_tradeoff_draws_interval_bars_only_where_given() -> None:
