@@ -65,6 +65,92 @@ WRONG: dict[str, list[Wrong]] = {
                f"{CB}-ex4-tests": "0.2¹⁰ is one ordering of 10 failures"},
               hides=("60", "0.00259")),
     ],
+    "foundations/queueing-basics": [
+        Wrong({"erlang-c-answer": (("range(servers)", "range(servers + 1)"),),
+               "servers-for-p99-answer": (('latency_percentiles(drop_warmup(table, count=2_000)'
+                                           '.latency, [99])["latency_p99_s"]',
+                                           "float(np.mean(drop_warmup(table, count=2_000)"
+                                           ".latency))"),),
+               "fanout-answer": (("1 - (1 - 0.02) ** 50", "0.02 * 50"),),
+               "fast-or-pooled-answer": (("better_at_high_load = min(layouts, key=lambda "
+                                          "layout: mean_response_s(0.9, layout))",
+                                          'better_at_high_load = "two slow"'),)},
+              {"erlang-c-tests": "the sum runs to k = c",
+               "servers-for-p99-tests": "that is the mean response time, not the 99th",
+               "fanout-tests": "p_page_slow is 1: the wrong formula: adding the 50",
+               "fast-or-pooled-tests": "both layouts pool"},
+              hides=("0.636", "0.00210", "1.05")),
+        Wrong({"erlang-c-answer": ((" + 1 / service_rate", ""),),
+               "servers-for-p99-answer": (("servers_needed = smallest_servers(ARRIVAL_RATE, "
+                                           "P99_BOUND_S)", "servers_needed = smallest_servers("
+                                           "ARRIVAL_RATE, P99_BOUND_S) - 1"),),
+               "fanout-answer": (("q_needed = 1 - 0.9 ** (1 / 50)", "q_needed = 0.1 / 50"),),
+               "fast-or-pooled-answer": (('ratio_at_high_load = mean_response_s(0.9, "two slow")'
+                                          ' / mean_response_s(0.9, "one fast")',
+                                          'ratio_at_high_load = mean_response_s(0.9, "one fast")'
+                                          ' / mean_response_s(0.9, "two slow")'),)},
+              {"erlang-c-tests": "the mean wait in the queue alone: add one service time",
+               "servers-for-p99-tests": "one server too few",
+               "fanout-tests": "q_needed is 0.002: the linear approximation",
+               "fast-or-pooled-tests": "an inverted ratio"},
+              hides=("0.636", "0.00210", "1.05")),
+        Wrong({"erlang-c-answer": ((" / (1 - load)", ""),),
+               "fanout-answer": (("p_page_slow = 1 - (1 - 0.02) ** 50",
+                                  "p_page_slow = (1 - 0.02) ** 50"),),
+               "fast-or-pooled-answer": (("better_at_low_load = min(layouts, key=lambda "
+                                          "layout: mean_response_s(0.1, layout))",
+                                          'better_at_low_load = "two slow"'),)},
+              {"erlang-c-tests": "the factor 1/(1 − ρ) is missing",
+               "fanout-tests": "the complement",
+               "fast-or-pooled-tests": "at low load nobody waits"},
+              hides=("0.636", "0.00210", "1.05")),
+    ],
+    "resilience/backpressure": [
+        Wrong({"backpressure-ex1-answer": (("if self.credit > self.low:",
+                                            "if self.credit >= self.low:"),),
+               "backpressure-ex2-answer": "capacity = 1",
+               "backpressure-ex3-answer": (("(1 - rho**5)", "(1 - rho**4)"),)},
+              {"backpressure-ex1-tests": "strict vs non-strict inequality",
+               "backpressure-ex2-tests": "the buffer is too small",
+               "backpressure-ex3-tests": "the denominator is 1 − ρ^(K+1), not 1 − ρ^K"},
+              hides=("0.1602", "0.2369")),
+        Wrong({"backpressure-ex1-answer": (("granted = self.high - self.credit",
+                                            "granted = self.high"),),
+               "backpressure-ex2-answer": "capacity = 40",
+               "backpressure-ex3-answer": (("/ (9 * (1 - p_block))", "/ 9"),)},
+              {"backpressure-ex1-tests": "grant high − credit, not high",
+               "backpressure-ex2-tests": "try a smaller K",
+               "backpressure-ex3-tests": "divide by the admitted rate λ(1 − P_block)"},
+              hides=("0.1602", "0.2369")),
+    ],
+    "resilience/bulkhead": [
+        Wrong({"bulkhead-ex1-answer": (("if self.in_use >= limit:", "if self.in_use > limit:"),),
+               "bulkhead-ex2-answer": "chosen = Scenario()",
+               "bulkhead-ex3-answer": "partitioned_s = 8 / (10 - 8)\npooled_s = 1 / (20 - 16)\n"
+                                      "refused_share = 0.8"},
+              {"bulkhead-ex1-tests": "strict vs non-strict inequality",
+               "bulkhead-ex2-tests": "the flood still reaches it",
+               "bulkhead-ex3-tests": "partitioned_s is 4: that is L"},
+              hides=("0.500", "0.278", "0.444")),
+        Wrong({"bulkhead-ex1-answer": (("self.rejected += 1\n", ""),),
+               "bulkhead-ex2-answer": 'chosen = replace(Scenario(), isolation="partitioned", '
+                                      "noisy_workers=5, queue_limit=None)",
+               "bulkhead-ex3-answer": (("pooled_s = 0.1 / (1 - 0.8**2)", "pooled_s = 0.25"),)},
+              {"bulkhead-ex1-tests": "a refused call must add one to self.rejected",
+               "bulkhead-ex2-tests": "a short queue_limit turns that wait into fast refusals",
+               "bulkhead-ex3-tests": "pooled_s is 0.25: the wrong formula"},
+              hides=("0.278", "0.444")),
+        Wrong({"bulkhead-ex1-answer": (("limit = self.max_concurrent if critical else "
+                                        "self.max_concurrent - self.reserve",
+                                        "limit = self.max_concurrent - self.reserve"),),
+               "bulkhead-ex2-answer": 'chosen = replace(Scenario(), isolation="partitioned", '
+                                      "noisy_workers=5, queue_limit=0)",
+               "bulkhead-ex3-answer": (("refused_share = 0.8 / 1.8", "refused_share = 1 / 1.8"),)},
+              {"bulkhead-ex1-tests": "critical calls may use the reserve",
+               "bulkhead-ex2-tests": "refuses normal bursts (Erlang B)",
+               "bulkhead-ex3-tests": "the complement: that is the share admitted"},
+              hides=("0.500", "0.278", "0.444")),
+    ],
 }
 
 ROUNDS = [(lesson, number) for lesson, rounds in WRONG.items()
