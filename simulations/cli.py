@@ -32,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from simulations.errors import check_int
+from patterns.checks import check_int
 from simulations.metrics import confidence_interval
 from simulations.textbook import (
     DEFAULT_CUSTOMERS,
