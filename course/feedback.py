@@ -30,12 +30,13 @@ from __future__ import annotations
 import enum
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
-__all__ = ["NotAnsweredError", "exercise", "expect_close", "expect_equal", "expect_no_mistake",
-           "expect_raises", "expect_true"]
+__all__ = ["AnswerCellError", "NotAnsweredError", "exercise", "expect_close", "expect_equal",
+           "expect_no_mistake", "expect_raises", "expect_true"]
 
 _MAX_SHOWN = 120
 _current: list[str] = []  # the exercises being checked, innermost last
@@ -43,6 +44,41 @@ _current: list[str] = []  # the exercises being checked, innermost last
 
 class NotAnsweredError(AssertionError):
     """The exercise still holds its placeholder (or its answer cell has not been run)."""
+
+
+class AnswerCellError(AssertionError):
+    """The answer cell run just before the test cell did not parse or raised."""
+
+
+def _last_cell_failure(name: str) -> str:
+    """How the cell run just before this one failed, if it did and it mentions `name`.
+
+    Like asking "did the last thing you tried work?": IPython keeps the result of the cell run
+    before the one running now (``last_execution_result``), with its error, if any. A cell
+    that still holds the placeholder (``NotImplementedError``) is unanswered, not failed.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: no cells, nothing to say
+        return ""
+    result = getattr(get_ipython(), "last_execution_result", None)
+    if result is None:
+        return ""
+    error = result.error_before_exec or result.error_in_exec
+    source = getattr(result.info, "raw_cell", "") or ""
+    if (error is None or isinstance(error, NotImplementedError)
+            or not re.search(rf"\b{re.escape(name)}\b", source)):
+        return ""
+    if isinstance(error, SyntaxError):
+        return f"does not parse: {type(error).__name__} on line {error.lineno}: {error.msg}"
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    line = next((f.tb_lineno for f in frames if f.tb_frame.f_code.co_name == "<module>"), None)
+    where = f" on line {line}" if line else ""
+    return f"raised {type(error).__name__}{where}: {error}"
 
 
 class _Exercise:
@@ -75,6 +111,13 @@ class _Exercise:
         # A name missing in the test cell itself (not deeper, inside the learner's code) is
         # the answer that was never defined: its cell still raises, or was not run.
         if isinstance(error, NameError) and traceback is not None and traceback.tb_next is None:
+            failed = _last_cell_failure(error.name or "")
+            if failed:
+                raise AnswerCellError(
+                    f"{self.name}: `{error.name}` is not defined because the cell you ran "
+                    f"before this one {failed}. Fix that cell and run it again (it must finish "
+                    "without an error), then run this one."
+                ) from None
             raise NotAnsweredError(
                 f"{self.name} is not answered yet: `{error.name}` is not defined. Write your "
                 "answer in its answer cell and run that cell (it must finish without an error)."
@@ -168,6 +211,7 @@ def expect_raises(
     what: str,
     match: str = "",
     hint: str = "",
+    where: str = "",
 ) -> None:
     """Check that ``call()`` raises `expected` (whose message contains `match`)."""
     __tracebackhide__ = True
@@ -178,13 +222,13 @@ def expect_raises(
             raise  # the placeholder: `exercise` turns it into "not answered yet"
         if not isinstance(error, expected):
             _fail(f"{what} should raise {expected.__name__}, but it raised "
-                  f"{type(error).__name__}: {error}", hint)
+                  f"{type(error).__name__}: {error}", hint, where)
         if match not in str(error):
             _fail(f"{what} should raise {expected.__name__} mentioning {match!r}, but its "
-                  f"message is {str(error)!r}", hint)
+                  f"message is {str(error)!r}", hint, where)
         _passed(what)
         return
-    _fail(f"{what} should raise {expected.__name__}, but nothing was raised", hint)
+    _fail(f"{what} should raise {expected.__name__}, but nothing was raised", hint, where)
 
 
 def _require_number(actual: Any, what: str, hint: str, where: str) -> None:

@@ -144,3 +144,33 @@ def test_equal_names_the_mistake_of_a_wrong_choice_and_reveals_only_when_allowed
                                  "The lesson derives it in Level 5.")
     with pytest.raises(AssertionError, match="^p99 is 4.2 s. The lesson derives it in Level 3."):
         expect_true(False, "p99 is 4.2 s.", what="p99", where="Level 3")
+
+
+TEST_CELL = ('from course.feedback import exercise, expect_equal\n'
+             'with exercise("Exercise 3"):\n'
+             '    expect_equal(tied_up, 60, what="tied_up")\n')
+
+
+@pytest.mark.parametrize(("answer", "said"), [
+    ("x = 1\ntied_up = 120 / 0\n",
+     "`tied_up` is not defined because the cell you ran before this one raised "
+     "ZeroDivisionError on line 2: division by zero"),
+    ("tied_up = (120 * 0.5\n",
+     "`tied_up` is not defined because the cell you ran before this one does not parse: "
+     "SyntaxError on line 1"),
+    ("# YOUR CODE HERE\nraise NotImplementedError()\ntied_up = 1\n",
+     "Exercise 3 is not answered yet: `tied_up` is not defined"),
+    ("other = 1 / 0\n", "Exercise 3 is not answered yet: `tied_up` is not defined"),
+])
+def test_a_test_cell_after_a_failed_answer_cell_says_how_it_failed(answer, said):
+    """In IPython, a name left undefined by the answer cell run just before is reported with
+    that cell's error and line; a placeholder, or a failed cell about another name, is not."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell(answer)
+        result = shell.run_cell(TEST_CELL)
+    finally:
+        InteractiveShell.clear_instance()
+    assert said in str(result.error_in_exec), result.error_in_exec
