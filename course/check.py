@@ -21,15 +21,23 @@ from pathlib import Path
 from course import grader
 
 SAVE_TIMEOUT_S = 15.0
-# Runs in the browser as this cell's output: press the notebook's own Save button.
+# Runs in the browser as this cell's output: press the notebook's own Save button. JupyterLab
+# evaluates the output before it attaches it to the page, so the script waits until it is.
 SAVE_SCRIPT = """
-const panel = element.closest('.jp-NotebookPanel');
-const save = panel && panel.querySelector('[data-command="docmanager:save"]');
-if (save) { save.click(); }
+const press = tries => {
+  const panel = element.closest('.jp-NotebookPanel');
+  const save = panel && panel.querySelector('[data-command="docmanager:save"]');
+  if (save) {
+    save.click();
+  } else if (tries > 0) {
+    setTimeout(() => press(tries - 1), 100);
+  }
+};
+press(50);
 """
 
 
-def check_my_answers(notebook: str) -> grader.Report | None:
+def check_my_answers(notebook: str) -> None:
     """Save this notebook (`notebook` is its file name) and grade it; show the report."""
     from IPython.display import Javascript, display
 
@@ -37,11 +45,11 @@ def check_my_answers(notebook: str) -> grader.Report | None:
     if not session:
         print(f"Checking needs this notebook open in JupyterLab (or run `course check "
               f"{notebook}` in a terminal).")
-        return None
+        return
     path = Path(session) if session.endswith(".ipynb") else Path.cwd() / notebook
     if not path.is_file():
         print(f"Cannot find this notebook's file ({path}); save it and run this cell again.")
-        return None
+        return
     before = path.stat().st_mtime_ns
     display(Javascript(SAVE_SCRIPT))
     if not _saved_since(path, before):
@@ -54,9 +62,8 @@ def check_my_answers(notebook: str) -> grader.Report | None:
         report = grader.grade(path)
     except grader.GradingError as error:
         print(f"Cannot grade this notebook: {error}")
-        return None
+        return
     print(grader.format_report(report))
-    return report
 
 
 def _saved_since(path: Path, before: int) -> bool:

@@ -2,8 +2,9 @@
 
 The server runs from the project's own environment on a free loopback port, with throwaway
 Jupyter config, data, runtime, settings and workspace folders, and serves a temporary copy of
-``notebooks/`` and ``exercises/`` (plus the fixtures here), so nothing a run writes reaches the
-working tree.
+the repository root as a learner sees it (README, ``docs/``, ``notebooks/``, ``exercises/``,
+``solutions/``, plus the fixtures here) as its root, the way ``python3 dev.py lab`` serves the
+repository, so nothing a run writes reaches the working tree.
 Both are shut down by finalizers even when a test fails.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from jupyter_servers import Server, ServerError, isolated_env, start
 
-from course.paths import EXERCISES, NOTEBOOKS
+from course.paths import EXERCISES, NOTEBOOKS, ROOT, SOLUTIONS
 
 collect_ignore_glob = ["fixtures/*"]  # notebooks the browser tests open, not tests themselves
 
@@ -63,9 +64,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "root"
     skip = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-    for folder in (NOTEBOOKS, EXERCISES):  # what a learner opens; lessons link to exercises
+    for folder in (NOTEBOOKS, EXERCISES, SOLUTIONS, ROOT / "docs"):  # the repository root
         if folder.exists():
             shutil.copytree(folder, root / folder.name, ignore=skip)
+    shutil.copy(ROOT / "README.md", root / "README.md")
     shutil.copytree(FIXTURES, root / "fixtures", ignore=skip)
     settings, workspaces = home / "settings", home / "workspaces"
     workspaces.mkdir()

@@ -210,6 +210,39 @@ class LabPage:
             self.page.wait_for_timeout(100)
         tab.wait_for(state="detached")
 
+    def root_listing(self) -> list[str]:
+        """The names the file browser shows at the root of the served folder."""
+        self.page.locator(".jp-BreadCrumbs-home").first.click()
+        items = self.page.locator(".jp-DirListing-item .jp-DirListing-itemText")
+        items.first.wait_for()
+        self.page.wait_for_function(
+            "() => !document.querySelector('.jp-BreadCrumbs')?.textContent.includes('notebooks')")
+        return [text.strip() for text in items.all_inner_texts()]
+
+    def type_into_cell(self, cell, text: str) -> None:
+        """Replace the text of a code cell, as a learner selecting all and typing would."""
+        cell.locator(".cm-content").click()
+        self.page.keyboard.press("Control+a")
+        self.page.keyboard.insert_text(text)
+
+    def run_cell(self, cell) -> str:
+        """Click into one cell and press Ctrl+Enter (run it, stay on it); return its output text
+        once it has finished. The cell is held by its element: running the last cell with
+        Shift+Enter or Run > Run Selected Cell adds a new empty cell that a locator such as
+        ``cells.last`` would then match instead."""
+        cell = cell.element_handle()  # this cell, not whatever a locator matches later
+        cell.query_selector(".cm-content").click()  # a locked cell is read-only, yet active
+        self.page.keyboard.press("Control+Enter")  # run it and stay: no new cell below
+        try:
+            self.page.wait_for_function(
+                "cell => /\\[\\d+\\]/.test(cell.querySelector('.jp-InputPrompt').textContent)",
+                arg=cell, timeout=RUN_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            prompt = cell.query_selector(".jp-InputPrompt").inner_text()
+            raise AssertionError(f"{self.path}: the cell did not finish (prompt {prompt!r}); "
+                                 f"output so far: {cell.inner_text()!r}") from None
+        return cell.query_selector(".jp-OutputArea").inner_text()
+
     def move_slider(self, screenshot: Path) -> tuple[str, str]:
         """Nudge the sliders of the first cell that shows sliders and a plot, one at a time,
         until the plot is redrawn differently; return the plot's image sources before and after.

@@ -122,6 +122,37 @@ def test_lesson_slider_redraws_its_plot(open_notebook, lesson):
     assert after != before
 
 
+EXERCISE_LESSON = "resilience/circuit-breaker"
+
+
+def test_learner_follows_the_lesson_to_its_exercises_and_checks_the_answers(open_notebook):
+    """From the lesson to its exercises, one answer right and one wrong, Check my answers."""
+    exercises = f"exercises/{EXERCISE_LESSON}.ipynb"
+    lesson = open_notebook(f"notebooks/{EXERCISE_LESSON}.ipynb")
+    assert {"exercises", "notebooks", "README.md"} <= set(lesson.root_listing())
+    links = lesson.notebook_links()
+    [index] = [index for index, target in links.items() if target == exercises]
+    lesson.open_link(index, exercises)
+
+    page = open_notebook(exercises)
+    cells = page.panel.locator(".jp-CodeCell")
+    answers = [index for index, text in enumerate(cells.all_inner_texts())
+               if "YOUR CODE HERE" in text]  # exercises 1 to 4
+    page.type_into_cell(cells.nth(answers[2]),
+                        "tied_up = 120 * 0.5\nlargest_safe_timeout_s = 40 / 120")
+    page.type_into_cell(cells.nth(answers[3]), "p_false_trip = 0.2**10")
+    check = cells.last
+    assert "check_my_answers" in check.inner_text()
+    report = page.run_cell(check)
+    page.screenshot(SCREENSHOTS / "exercises-check-my-answers.png")
+    assert "✓ circuit-breaker-ex3-tests  1/1  passed" in report, report
+    assert "✗ circuit-breaker-ex4-tests  0/1  failed: p_false_trip is 1.024e-07: the wrong " \
+           "formula: 0.2¹⁰ is one ordering of 10 failures" in report, report
+    assert "✗ circuit-breaker-ex1-tests  0/2  unanswered" in report, report
+    assert "Total: 1/6 points (1 of 4 exercises passed)" in report, report
+    assert "did not save" not in report, report
+
+
 # The machinery itself, on fixture notebooks that exist whatever the state of the lessons.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
