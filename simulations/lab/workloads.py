@@ -137,8 +137,8 @@ class RegisterWorkload(Workload):
 
 
 @dataclass(frozen=True)
-class SetWorkload(Workload):
-    """Adds of unique elements to one grow-only set, and reads of the whole set."""
+class _ReadAddWorkload(Workload):
+    """Adds and reads of one growing value, ended by a read from every node."""
 
     read: float = 0.2
     add: float = 0.8
@@ -147,22 +147,19 @@ class SetWorkload(Workload):
 
     def mix(self) -> dict[str, float]:
         return {"read": self.read, "add": self.add}
+
+
+@dataclass(frozen=True)
+class SetWorkload(_ReadAddWorkload):
+    """Adds of unique elements to one grow-only set, and reads of the whole set."""
 
     def check(self, history: History) -> CheckResult:
         return check_set(history)
 
 
 @dataclass(frozen=True)
-class CounterWorkload(Workload):
+class CounterWorkload(_ReadAddWorkload):
     """Adds of 1 to 5 to one counter starting at 0, and reads of its value."""
-
-    read: float = 0.2
-    add: float = 0.8
-
-    final_reads: ClassVar[bool] = True
-
-    def mix(self) -> dict[str, float]:
-        return {"read": self.read, "add": self.add}
 
     def argument(self, f: str, planned: _Planned, fresh: int, seen: Any) -> Any:
         return planned.amount if f == "add" else None
