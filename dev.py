@@ -140,7 +140,7 @@ def lab(extra: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT)
 
 
-NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]
+NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]  # the folders of the notebook twins
 
 CHECKS = [
     ("lint", ["-m", "ruff", "check", "course", "patterns", "simulations", "tests", "benchmarks",
@@ -160,7 +160,7 @@ def test(extra: list[str]) -> int:
         step(name)
         if subprocess.call([str(PYTHON), *args], cwd=ROOT) != 0:
             failed.append(name)
-    step("pytest (code, notebooks under nbval, Binder environment, browser)")
+    step("pytest (code, notebooks, exercises under the grader, Binder environment, browser)")
     code = subprocess.call([str(PYTHON), "-m", "pytest", *extra], cwd=ROOT)
     if failed:
         print("Failed checks: " + ", ".join(failed), file=sys.stderr)

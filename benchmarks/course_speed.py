@@ -7,15 +7,16 @@ see which leg to fix, this script times the three waits a learner or an author m
 - **redraw** of every ``explore`` control: the lesson's ``draw`` at the default settings and at
   the two ends of each control's range (the others at their defaults), rendered to PNG as the
   inline backend does, ``--repeat`` times each (median and worst);
-- **the test suite**, part by part (lint and checks, toolkit and tooling tests, lesson tests,
-  notebooks, exercise workflow, browser), with a projection to 55 lessons: the parts that grow
-  with the lessons scale by 55 / (lessons now), the rest stays.
+- **the test suite** as the README's test command runs it (the checks, then one pytest run),
+  part by part (checks, toolkit and tooling tests, lesson tests, notebooks run, exercise
+  workflow, browser) from each test's time in pytest's JUnit report, with a projection to 55
+  lessons: the time of the tests that belong to one lesson scales by 55 / (lessons now).
 
 It prints a table and writes JSON (``--json``, default ``benchmarks/course_speed.json``).
 ``--check`` exits 1 when a budget is broken (Run All median over 10 s or worst over 20 s; a
 redraw over 0.5 s or a control's median over 0.25 s; the suite projected over 15 min).
 
-    .venv/bin/python benchmarks/course_speed.py                  # everything (about 15 min)
+    .venv/bin/python benchmarks/course_speed.py                  # everything (about 12 min)
     .venv/bin/python benchmarks/course_speed.py --no-suite       # lessons and sliders only
     .venv/bin/python benchmarks/course_speed.py --lessons resilience/timeouts --no-suite
 """
@@ -26,10 +27,13 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,36 +126,94 @@ def lesson_speed(slug: str, repeat: int, timeout: int) -> dict:
             "redraws": redraws}
 
 
-def suite_parts() -> list[tuple[str, list[str], bool]]:
-    """(part, command, grows with the lessons) for each part of the README's test command."""
-    python = str(dev.PYTHON)
-    lesson_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").iterdir()
-                          if p.is_dir() and p.name not in ("simulations", "course", "patterns",
-                                                           "exercises", "browser"))
-    pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]  # options: pyproject
-    return [
-        *((f"check: {name}", [python, *args], True) for name, args in dev.CHECKS),
-        ("toolkit and tooling tests", [*pytest, "tests/simulations", "tests/course",
-                                       "tests/patterns"], False),
-        ("lesson tests", [*pytest, *lesson_tests], True),
-        ("notebooks (nbval)", [*pytest, *dev.NOTEBOOK_DIRS], True),
-        ("exercise workflow", [*pytest, "tests/exercises"], True),
-        ("browser", [*pytest, "tests/browser"], True),
-    ]
+# The parts of the suite, by the folder a test lives in (the first that matches).
+PARTS = {"tests/notebooks/": "notebooks run", "tests/exercises/": "exercise workflow",
+         "tests/browser/": "browser"}
+TOOLKIT = "toolkit and tooling tests"  # tests/simulations, course, patterns, lab, ...
+LESSON_TESTS = "lesson tests"  # tests/<category>/test_<module>.py
 
 
-def suite_speed(lessons: int) -> list[dict]:
+def lesson_marks(lessons) -> tuple[set[str], tuple[str, ...]]:
+    """The lesson test folders (one per category) and the strings that tie a test to one
+    lesson: its slug, its name, its module name (as in ``test_<module>.py``)."""
+    folders = {f"tests/{lesson.slug.split('/')[0]}/" for lesson in lessons}
+    names = {lesson.slug.rsplit("/", 1)[-1] for lesson in lessons}
+    return folders, tuple(sorted(names | {name.replace("-", "_") for name in names}))
+
+
+def classify(nodeid: str, folders: set[str], names: tuple[str, ...]) -> tuple[str, bool]:
+    """(part, whether the test belongs to one lesson, so grows with the lessons): it is in a
+    lesson's test folder, or its parameters name a lesson."""
+    path = nodeid.split("::", 1)[0]
+    if any(path.startswith(folder) for folder in folders):
+        return LESSON_TESTS, True
+    part = next((name for prefix, name in PARTS.items() if path.startswith(prefix)), TOOLKIT)
+    parameters = nodeid[nodeid.index("["):] if "[" in nodeid else ""
+    return part, any(name in parameters for name in names)
+
+
+def junit_durations(xml: Path) -> list[tuple[str, float]]:
+    """(node id, seconds with setup and teardown) of every test in a pytest JUnit report."""
+    import xml.etree.ElementTree as ElementTree
+
     rows = []
-    for part, command, grows in suite_parts():
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                                env={**os.environ, "CI": os.environ.get("CI", "true")})
-        seconds = time.perf_counter() - started
-        scale = PROJECTED_LESSONS / lessons if grows else 1.0
-        rows.append({"part": part, "seconds": seconds, "projected_s": seconds * scale,
-                     "grows_with_lessons": grows, "exit_code": result.returncode})
-        print(f"  {part:<40} {seconds:7.1f} s  (exit {result.returncode})", flush=True)
+    for case in ElementTree.parse(xml).iter("testcase"):
+        module = case.get("classname", "").replace(".", "/")
+        rows.append((f"{module}.py::{case.get('name')}", float(case.get("time", 0))))
     return rows
+
+
+def suite_speed(lessons) -> dict:
+    """Time the README's test command as CI runs it: each check, then one pytest run whose
+    JUnit report gives every test's worker time, summed by part and split into what belongs to
+    one lesson (it grows with the lessons) and the rest. The projection adds the per-lesson
+    worker time of the missing lessons, shared by the workers."""
+    env = {**os.environ, "CI": os.environ.get("CI", "true")}
+    checks = []
+    for name, args in dev.CHECKS:
+        started = time.perf_counter()
+        code = subprocess.run([str(dev.PYTHON), *args], cwd=ROOT, env=env,
+                              capture_output=True).returncode
+        checks.append({"check": name, "seconds": time.perf_counter() - started,
+                       "exit_code": code})
+        print(f"  check: {name:<40} {checks[-1]['seconds']:6.1f} s  (exit {code})", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        xml = Path(folder) / "junit.xml"
+        started = time.perf_counter()
+        code = subprocess.run([str(dev.PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               f"--junitxml={xml}"], cwd=ROOT, env=env,
+                              capture_output=True).returncode
+        pytest_s = time.perf_counter() - started
+        tests = junit_durations(xml)
+    print(f"  pytest {pytest_s:.1f} s (exit {code}), {len(tests)} tests", flush=True)
+    folders, names = lesson_marks(lessons)
+    parts: dict[str, dict] = {}
+    rows = []
+    for nodeid, seconds in tests:
+        part, grows = classify(nodeid, folders, names)
+        rows.append({"test": nodeid, "seconds": seconds, "part": part, "per_lesson": grows})
+        row = parts.setdefault(part, {"part": part, "tests": 0, "fixed_s": 0.0,
+                                      "per_lessons_s": 0.0})
+        row["tests"] += 1
+        row["per_lessons_s" if grows else "fixed_s"] += seconds
+    scale = PROJECTED_LESSONS / len(lessons)
+    checks_s = sum(row["seconds"] for row in checks)
+    workers = int(found.group(1)) if (found := WORKERS.search(dev_addopts())) else 1
+    added = sum(row["per_lessons_s"] for row in parts.values()) * (scale - 1) / workers
+    return {"checks": checks, "pytest_s": pytest_s, "pytest_exit_code": code,
+            "workers": workers, "parts": sorted(parts.values(), key=lambda row: row["part"]),
+            "now_s": checks_s + pytest_s,
+            "projected_s": checks_s * scale + pytest_s + added,
+            "tests": sorted(rows, key=lambda row: -row["seconds"])}
+
+
+WORKERS = re.compile(r"(?:^|\s)-n\s*(\d+)")
+
+
+def dev_addopts() -> str:
+    """pytest's addopts from pyproject.toml, where the README's test command takes them."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["pytest"]["ini_options"].get("addopts", "")
 
 
 def budget_problems(report: dict) -> list[str]:
@@ -172,7 +234,7 @@ def budget_problems(report: dict) -> list[str]:
                 problems.append(f"{where}: median redraw "
                                 f"{statistics.median(redraw['seconds']):.2f} s > 0.25 s")
     if report["suite"]:
-        projected = sum(row["projected_s"] for row in report["suite"])
+        projected = report["suite"]["projected_s"]
         if projected > BUDGETS["suite_projected_s"]:
             problems.append(f"suite projected to {PROJECTED_LESSONS} lessons: "
                             f"{projected / 60:.1f} min > 15 min")
@@ -195,15 +257,21 @@ def print_tables(report: dict) -> None:
             value = "" if redraw["value"] is None else f" = {redraw['value']!r}"
             print(f"| {row['lesson']} | {redraw['draw']} | {redraw['control']}{value} | "
                   f"{statistics.median(redraw['seconds']):.2f} | {max(redraw['seconds']):.2f} |")
-    if report["suite"]:
-        print(f"\n| part of the test suite | now (s) | projected to {PROJECTED_LESSONS} "
-              "lessons (s) |")
-        print("|---|---:|---:|")
-        for row in report["suite"]:
-            print(f"| {row['part']} | {row['seconds']:.1f} | {row['projected_s']:.1f} |")
-        now = sum(row["seconds"] for row in report["suite"])
-        projected = sum(row["projected_s"] for row in report["suite"])
-        print(f"| **total** | **{now:.0f}** | **{projected:.0f}** ({projected / 60:.1f} min) |")
+    suite = report["suite"]
+    if suite:
+        print("\n| part of the test suite | tests | worker time, fixed (s) | worker time, "
+              "per lesson (s) |")
+        print("|---|---:|---:|---:|")
+        for row in suite["checks"]:
+            print(f"| check: {row['check']} (before pytest, grows) | – | – | "
+                  f"{row['seconds']:.1f} |")
+        for row in suite["parts"]:
+            print(f"| {row['part']} | {row['tests']} | {row['fixed_s']:.1f} | "
+                  f"{row['per_lessons_s']:.1f} |")
+        print(f"\npytest wall time {suite['pytest_s']:.0f} s on {suite['workers']} workers; "
+              f"README test command {suite['now_s']:.0f} s now, projected to "
+              f"{PROJECTED_LESSONS} lessons {suite['projected_s']:.0f} s "
+              f"({suite['projected_s'] / 60:.1f} min)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.lessons or slugs
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
               f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
-              "lessons": [], "suite": []}
+              "lessons": [], "suite": {}}
     if not args.no_lessons:
         for slug in chosen:
             print(f"lesson {slug} ...", flush=True)
             report["lessons"].append(lesson_speed(slug, args.repeat, args.timeout))
     if not args.no_suite:
         print("test suite, part by part ...", flush=True)
-        report["suite"] = suite_speed(len(slugs))
+        report["suite"] = suite_speed(lessons)
     args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print_tables(report)
     problems = budget_problems(report)

@@ -7,7 +7,7 @@ shows each exercise's result under the cell. No terminal and no PATH are needed.
 tests come from the solutions notebook the exercise was released from (`solutions/` in this
 repository), which the grader finds through the notebook's `exercise` metadata.
 
-Outside a JupyterLab session (nbval, nbconvert, nbgrader, the grader's own kernel) there is no
+Outside a JupyterLab session (the tests, nbconvert, nbgrader, the grader's own kernel) there is no
 front end to save the notebook and the grading would grade itself, so the cell only says how to
 get graded there.
 """

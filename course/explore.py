@@ -1,8 +1,8 @@
 """Sliders over a lesson's plot, with the default plot drawn as a plain image.
 
-Like a mixing desk in front of a printed chart: the chart is there for everyone (nbval, HTML
-export, GitHub), and where a live kernel and front end are present the knobs redraw it in place.
-``ipywidgets.interact`` hides its plot inside a widget, so without a front end nothing shows;
+Like a mixing desk in front of a printed chart: the chart is there for everyone (a headless run,
+HTML export, GitHub), and where a live kernel and front end are present the knobs redraw it in
+place. ``ipywidgets.interact`` hides its plot inside a widget, so without a front end nothing shows;
 ``explore`` draws the default figure as an ordinary output and updates that same output.
 """
 

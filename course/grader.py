@@ -39,6 +39,7 @@ from course import paths
 from course.notebook_files import NotebookError, read_ipynb, relative
 from course.release import (
     METADATA_KEY,
+    RAISES,
     MarkupError,
     exercises_of,
     is_answer,
@@ -108,6 +109,9 @@ class Report:
     submission: str
     solution: str
     exercises: list[ExerciseResult] = field(default_factory=list)
+    # Cells that are neither answers nor tests (setup, demonstrations) and failed unexpectedly:
+    # "cell N ('first line'): what happened". They score nothing but explain what follows.
+    other_errors: list[str] = field(default_factory=list)
 
     @property
     def points(self) -> float:
@@ -124,7 +128,8 @@ class Report:
     def to_dict(self) -> dict:
         return {"submission": self.submission, "solution": self.solution,
                 "points": self.points, "max_points": self.max_points, "passed": self.passed,
-                "exercises": [asdict(result) for result in self.exercises]}
+                "exercises": [asdict(result) for result in self.exercises],
+                "other_errors": self.other_errors}
 
 
 def grade(
@@ -159,6 +164,11 @@ def grade(
         points = ex.max_points if status == "passed" else 0.0
         report.exercises.append(ExerciseResult(ex.grade_id, points, ex.max_points, status,
                                                message))
+    report.other_errors = [
+        f"cell {index} ({(cell.source.splitlines() or [''])[0]!r}): {_describe(run, timeout)}"
+        for index, (cell, run) in enumerate(zip(graded.cells, runs, strict=True))
+        if cell.cell_type == "code" and not (is_answer(cell) or is_test(cell))
+        and run.status not in ("ok", "not-run") and RAISES not in cell.metadata.get("tags", [])]
     return report
 
 
@@ -355,6 +365,7 @@ def format_report(report: Report) -> str:
     done = sum(r.status == "passed" for r in report.exercises)
     lines.append(f"Total: {_num(report.points)}/{_num(report.max_points)} points "
                  f"({done} of {len(report.exercises)} exercises passed)")
+    lines += [f"  ! not graded, but it failed: {error}" for error in report.other_errors]
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ visible checks come through; the solution blocks and the hidden tests do not.
 ``### END HIDDEN TESTS``. The release replaces each solution block with nbgrader's own stub
 (``# YOUR CODE HERE`` / ``raise NotImplementedError()``, indented like the marker; a whole
 answer cell without markers becomes the stub), drops the hidden tests, tags the answer and
-test cells ``raises-exception`` (they fail until answered, and nbval must expect that) and
+test cells ``raises-exception`` (they fail until answered, and a run must expect that) and
 records the source under the notebook metadata key ``exercise``. Like nbgrader's ``LockCells``
 and ``ComputeChecksums``, it makes answer cells undeletable and test and read-only cells
 (``locked: true``: the setup and "Check my answers" cells) neither editable nor deletable, and

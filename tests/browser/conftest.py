@@ -125,8 +125,8 @@ def open_notebook(browser, lab: Server):
 
     pages: list[LabPage] = []
 
-    def open_(path: str) -> LabPage:
-        page = LabPage.open(browser.new_page(), lab.url, lab.token, path, lab.root)
+    def open_(path: str, kernel: bool = True) -> LabPage:
+        page = LabPage.open(browser.new_page(), lab.url, lab.token, path, lab.root, kernel)
         pages.append(page)
         return page
 

@@ -21,6 +21,8 @@ from course.notebook_files import read_ipynb
 RUN_TIMEOUT_MS = 180_000
 SLIDER_TIMEOUT_MS = 60_000
 PLOT = ".jp-OutputArea-output[data-mime-type='image/png'] img"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGETS_DRAWN = ".jp-OutputArea-output:has(.widget-box, .widget-inline-hbox)"  # not "Loading"
 MERMAID = ".jp-RenderedMermaid"
 MERMAID_DRAWN = (f"{MERMAID}:not(.jp-mod-warning) svg, "
                  f"{MERMAID}:not(.jp-mod-warning) img[src^='data:image/svg+xml']")
@@ -62,6 +64,13 @@ _RUN_FINISHED = """panel => {
 }"""
 
 
+def output_counts(nb) -> tuple[int, int]:
+    """How many plot images and widget views a notebook's outputs hold."""
+    data = [output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", [])]
+    return (sum("image/png" in item for item in data),
+            sum(WIDGET_VIEW in item for item in data))
+
+
 @dataclass
 class CellProblem:
     """What went wrong in one cell, worded for a failure message."""
@@ -85,14 +94,17 @@ class LabPage:
         self.panel = page.locator(".jp-NotebookPanel")  # narrowed to this one's id on open
 
     @classmethod
-    def open(cls, page, base_url: str, token: str, path: str, served_root: Path) -> LabPage:
-        """Load JupyterLab on ``path`` in a fresh workspace and wait for an idle kernel."""
+    def open(cls, page, base_url: str, token: str, path: str, served_root: Path,
+             kernel: bool = True) -> LabPage:
+        """Load JupyterLab on ``path`` in a fresh workspace and (unless ``kernel`` is false,
+        for a notebook only looked at) wait for an idle kernel."""
         lab_page = cls(page, base_url, path, served_root)
         workspace = f"test-{uuid.uuid4().hex[:12]}"
         page.goto(f"{base_url}/lab/workspaces/{workspace}/tree/{quote(path)}?reset&token={token}")
         lab_page.panel.locator(".jp-Cell").first.wait_for()
         lab_page.panel = page.locator(f"#{lab_page.panel.get_attribute('id')}")
-        page.wait_for_function(_KERNEL_READY)
+        if kernel:
+            page.wait_for_function(_KERNEL_READY)
         return lab_page
 
     def dialogs(self) -> list[str]:
@@ -170,6 +182,19 @@ class LabPage:
         """Plot images that have loaded (decoded with a non-zero width)."""
         return self.panel.locator(PLOT).evaluate_all(
             "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
+
+    def wait_for_drawn(self, plots: int, widgets: int) -> None:
+        """Images load and widgets are restored asynchronously (widgets once the kernel is
+        up): wait until ``plots`` plots and ``widgets`` widget views are drawn."""
+        self.page.wait_for_function(
+            "([panel, plots, widgets]) => [...panel.querySelectorAll(\"" + PLOT + "\")]"
+            ".filter(i => i.complete && i.naturalWidth > 0).length >= plots"
+            " && panel.querySelectorAll(\"" + WIDGETS_DRAWN + "\").length >= widgets",
+            arg=[self.panel.element_handle(), plots, widgets])
+
+    def widget_count(self) -> int:
+        """Widget outputs drawn as widgets (not as their plain-text stand-in or an error)."""
+        return self.panel.locator(WIDGETS_DRAWN).count()
 
     def notebook_links(self) -> dict[int, str]:
         """Each distinct ``.ipynb`` the rendered Markdown links to: {link number: served path}."""

@@ -1,8 +1,12 @@
-"""The course in a real browser: every finished lesson opens and runs in JupyterLab.
+"""The course in a real browser: every finished lesson shows in JupyterLab as a learner sees it.
 
 A learner opens the start page, follows a link to a lesson, chooses Run All and reads the
 result. These tests do the same in headless Chromium, for the start page and every lesson whose
 front matter says ``status: complete``, so each lesson is covered as soon as it is finished.
+Each lesson is run once per test run (tests/executed.py, which also proves it runs): the
+browser opens that executed copy and checks what only a browser can tell, that its figures,
+widgets and diagrams are drawn. One lesson is run live, Run All in the page, and its slider
+moved; the exercise check cell runs live too.
 All tests live in this one module so ``--dist loadscope`` gives them one worker and one server.
 """
 
@@ -11,7 +15,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.sign import NotebookNotary
 
 from course.lessons import discover, start_page
 from course.notebook_files import read_ipynb, read_markdown
@@ -40,7 +46,8 @@ def slider_lesson() -> str | None:
 def course_notebooks() -> list[str]:
     """The start page (when it exists) and every complete lesson, as paths under notebooks/.
 
-    The slider lesson is left out: its own test runs it, checks the same, then moves a slider.
+    The slider lesson is left out: its own test runs it live, checks the same, then moves a
+    slider.
     """
     start = [START_PAGE] if start_page().exists() else []
     return start + [lesson for lesson in complete_lessons() if lesson != slider_lesson()]
@@ -57,27 +64,26 @@ def failure(name: str, problems: list) -> str:
     return f"{name} in JupyterLab:\n" + "\n".join(f"  {problem}" for problem in problems)
 
 
-def run_and_check(open_notebook, served_path: str, source: Path):
-    """Open, Run All, save (into the temporary copy), screenshot, then check what shows.
+def serve_trusted(lab, copy: Path, served_path: str) -> None:
+    """Put an executed copy where the server serves ``served_path``, signed with the server's
+    own secret: JupyterLab trusts the outputs of a run, as after the learner's own Run All
+    (an untrusted notebook shows its widgets as plain text)."""
+    nb = read_ipynb(copy)
+    NotebookNotary(data_dir=str(lab.root.parent / "data")).sign(nb)  # isolated_env's data dir
+    (lab.root / served_path).write_text(nbformat.writes(nb), encoding="utf-8")
 
-    Checks: no error output and every code cell executed; every mermaid block of the source
-    drawn; at least one plot when the notebook imports ``simulations``; still no outputs in the
-    repository's own ``.ipynb`` (the run wrote only into the temporary copy). Returns the open
-    page for further checks.
-    """
-    twin = source.with_suffix(".ipynb")
-    assert twin.exists(), f"{twin.relative_to(ROOT)} is missing: run `course sync`"
-    page = open_notebook(served_path)
-    page.run_all()
-    page.save()
+
+def screenshot(page, served_path: str) -> str:
+    """Save the whole page as a screenshot; its path, to quote in a failure message."""
     slug = served_path.removeprefix("notebooks/").removesuffix(".ipynb").replace("/", "-")
     page.screenshot(SCREENSHOTS / f"{slug}.png")
-    name = f"{served_path} (screenshot test-artifacts/browser/{slug}.png)"
+    return f"test-artifacts/browser/{slug}.png"
 
+
+def check_drawn(page, name: str, source: Path) -> None:
+    """No dialog; every mermaid block of the source drawn; at least one plot when the notebook
+    imports ``simulations``."""
     assert not page.dialogs(), failure(name, page.dialogs())
-    problems = page.cell_problems()
-    assert not problems, failure(name, problems)
-
     markdown = "\n".join(cell.source for cell in read_markdown(source).cells
                          if cell.cell_type == "markdown")
     expected = len(MERMAID_FENCE.findall(markdown))
@@ -91,13 +97,52 @@ def run_and_check(open_notebook, served_path: str, source: Path):
     if IMPORTS_SIMULATIONS.search(code):
         assert page.plot_count() >= 1, failure(name, ["imports simulations but shows no plot"])
 
+
+def run_and_check(open_notebook, served_path: str, source: Path):
+    """Open, Run All, save (into the temporary copy), screenshot, then check what shows.
+
+    Checks: no error output and every code cell executed; ``check_drawn``; still no outputs in
+    the repository's own ``.ipynb`` (the run wrote only into the temporary copy). Returns the
+    open page for further checks.
+    """
+    twin = source.with_suffix(".ipynb")
+    assert twin.exists(), f"{twin.relative_to(ROOT)} is missing: run `course sync`"
+    page = open_notebook(served_path)
+    page.run_all()
+    page.save()
+    name = f"{served_path} (screenshot {screenshot(page, served_path)})"
+    problems = page.cell_problems()
+    assert not problems, failure(name, problems)
+    check_drawn(page, name, source)
     assert not has_outputs(twin), f"running {served_path} saved outputs into {twin}"
     return page
 
 
 @pytest.mark.parametrize("notebook", course_notebooks())
-def test_notebook_runs_in_jupyterlab(open_notebook, notebook):
-    run_and_check(open_notebook, f"notebooks/{notebook}.ipynb", NOTEBOOKS / f"{notebook}.md")
+def test_notebook_shows_its_figures_widgets_and_diagrams(open_notebook, run_once, lab,
+                                                        notebook):
+    """The executed copy, opened as a learner finds it after Run All: each plot image and
+    each widget view among its outputs drawn, and every mermaid diagram. A screenshot is
+    taken when a check fails."""
+    from lab_page import output_counts  # imports playwright, which ``browser`` has checked for
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    run = run_once(NOTEBOOKS / f"{notebook}.ipynb")
+    assert not run.problems, run.failure()
+    served = f"notebooks/{notebook}.ipynb"
+    serve_trusted(lab, run.copy, served)
+    page = open_notebook(served, kernel=False)  # looked at, not run
+    plots, widgets = output_counts(read_ipynb(run.copy))
+    try:
+        try:
+            page.wait_for_drawn(plots, widgets)
+        except PlaywrightTimeoutError:
+            raise AssertionError(failure(served, [
+                f"{page.plot_count()} of {plots} plots and {page.widget_count()} of "
+                f"{widgets} widget views drawn"])) from None
+        check_drawn(page, served, NOTEBOOKS / f"{notebook}.md")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n(screenshot {screenshot(page, served)})") from None
 
 
 def test_start_page_links_open_their_lessons(open_notebook):
@@ -111,8 +156,10 @@ def test_start_page_links_open_their_lessons(open_notebook):
         page.open_link(index, target)
 
 
-@pytest.mark.parametrize("lesson", [slider_lesson()])
-def test_lesson_slider_redraws_its_plot(open_notebook, lesson):
+def test_a_lesson_runs_live_and_its_slider_redraws_its_plot(open_notebook):
+    """Run All in the page, for one lesson (the others' runs are shown from their executed
+    copies), then a slider moved until the plot is redrawn."""
+    lesson = slider_lesson()
     if lesson is None:
         pytest.skip("no complete lesson with sliders yet: needs notebooks/"
                     + " or notebooks/".join(f"{name}.md" for name in SLIDER_LESSONS)

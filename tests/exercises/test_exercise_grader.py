@@ -213,3 +213,17 @@ def test_a_helper_outside_the_answer_cells_is_explained(course_tree):
             f"`{name}` is defined in a cell that is not an answer cell, and only answer cells "
             f"are graded: move it into the answer cell {answer!r}"))
     assert results["check-threshold-tests"].status == "passed"
+
+
+def test_a_failing_cell_that_is_not_graded_is_named_in_the_report(course_tree):
+    tree = course_tree
+    broken = tree.solution_md.read_text(encoding="utf-8").replace(
+        "THRESHOLD = 5", "THRESHOLD = 5\nraise RuntimeError('the setup broke')")
+    tree.solution_md.write_text(broken, encoding="utf-8")
+    report = grader.grade(tree.submission("alice", answers=tree.solved_answers()),
+                          solutions_root=tree.solutions, timeout=30)
+    assert report.other_errors == [
+        "cell 1 ('from course.feedback import exercise, expect_close, expect_true'): "
+        "raised RuntimeError on line 4: the setup broke"]
+    assert "! not graded, but it failed: cell 1" in grader.format_report(report)
+    assert report.to_dict()["other_errors"] == report.other_errors
