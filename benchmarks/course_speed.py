@@ -5,8 +5,9 @@ see which leg to fix, this script times the three waits a learner or an author m
 
 - **Run All** of every lesson in a fresh kernel, with the kernel's start reported apart;
 - **redraw** of every ``explore`` control: the lesson's ``draw`` at the default settings and at
-  the two ends of each control's range (the others at their defaults), rendered to PNG as the
-  inline backend does, ``--repeat`` times each (median and worst);
+  the two ends of each control's range (the others at their defaults), rendered to PNG as
+  ``explore`` renders it, ``--repeat`` times each (median and worst); each time as a move
+  from the defaults, with the lesson's caches holding only what the defaults computed;
 - **the test suite** as the README's test command runs it (the checks, then one pytest run),
   part by part (checks, toolkit and tooling tests, lesson tests, notebooks run, exercise
   workflow, browser) from each test's time in pytest's JUnit report, with a projection to 55
@@ -60,9 +61,9 @@ _course_explore.explore = _recording_explore
 
 # Run after the last cell: time each recorded draw at its default and at each control's ends.
 TIME_REDRAWS = """
-import inspect as _inspect, io as _io, json as _json, statistics as _st, time as _time
+import inspect as _inspect, json as _json, time as _time
 import matplotlib.pyplot as _plt
-from simulations.plots import INLINE_PNG as _INLINE_PNG  # as the lesson's inline figures render
+from course.explore import render_png as _render_png  # how explore shows each redraw
 
 def _ends(abbrev, default):
     if isinstance(abbrev, bool):
@@ -73,15 +74,26 @@ def _ends(abbrev, default):
         return [value for value in (abbrev[0], abbrev[-1]) if value != default]
     return []
 
-def _timed(draw, values, repeat):
+# A lesson may cache what a control does not change (functools.cache): time each move as a
+# learner makes it, from the defaults, with only the defaults' results cached.
+_CACHES = [value for value in list(globals().values())
+           if callable(getattr(value, "cache_clear", None))]
+
+def _drawn(draw, values):
+    with _plt.ioff():
+        draw(**values)
+        figure = _plt.gcf()
+    _plt.close(figure)
+    return figure
+
+def _timed(draw, values, defaults, repeat):
     seconds = []
     for _ in range(repeat):
+        for cached in _CACHES:
+            cached.cache_clear()
+        _drawn(draw, defaults)
         start = _time.perf_counter()
-        with _plt.ioff():
-            draw(**values)
-            figure = _plt.gcf()
-        figure.savefig(_io.BytesIO(), format="png", dpi=2 * figure.dpi, **_INLINE_PNG)
-        _plt.close(figure)
+        _render_png(_drawn(draw, values))
         seconds.append(_time.perf_counter() - start)
     return seconds
 
@@ -90,11 +102,12 @@ for _draw, _controls in _BENCH_CALLS:
     _params = _inspect.signature(_draw).parameters
     _defaults = {name: _params[name].default for name in _controls}
     _rows.append({"draw": _draw.__name__, "control": "(defaults)", "value": None,
-                  "seconds": _timed(_draw, _defaults, REPEAT)})
+                  "seconds": _timed(_draw, _defaults, _defaults, REPEAT)})
     for _name, _abbrev in _controls.items():
         for _value in _ends(_abbrev, _defaults[_name]):
             _rows.append({"draw": _draw.__name__, "control": _name, "value": _value,
-                          "seconds": _timed(_draw, {**_defaults, _name: _value}, REPEAT)})
+                          "seconds": _timed(_draw, {**_defaults, _name: _value}, _defaults,
+                                            REPEAT)})
 print(_json.dumps(_rows))
 """
 

@@ -532,7 +532,7 @@ def plot_availability(rows: dict[str, list[dict[str, Any]]],
         u = [1 - row["availability"] for row in table]
         ax.errorbar(n, u, yerr=[row["availability_ci"] for row in table], fmt="o", capsize=3,
                     label=label)
-    ax.set_yscale("log")
+    plots.log_scale(ax, "y")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("replicas n")
     ax.set_ylabel("unavailability 1 − A (share of time down)")

@@ -366,7 +366,7 @@ def plot_tradeoff(curves: dict[str, list[dict[str, Any]]],
     )
     for name, (x, y) in (theory or {}).items():
         ax.plot(x, y, label=name, **plots.THEORY)
-    ax.set_yscale("log")
+    plots.log_scale(ax, "y")
     ax.legend(fontsize="small")
     return ax
 

@@ -354,7 +354,7 @@ def plot_dashboard(runs: dict[str, Run], bin_s: float = 1.0) -> list:
     surge = next(iter(runs.values())).scenario.surge
     axes = plots.dashboard(first["time_s"], panels,
                            windows=[surge[:2]] if surge else [], window_label="surge")
-    axes[2].set_yscale("log")
+    plots.log_scale(axes[2], "y")
     return axes
 
 

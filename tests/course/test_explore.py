@@ -37,15 +37,15 @@ def draw_line(slope=1.0, label="line"):
     plt.plot([0, 1], [0, slope], label=label)
 
 
-def line_end(fig):
-    return fig.axes[0].lines[0].get_ydata()[-1]
+def line_end(shown):
+    return shown.figure.axes[0].lines[0].get_ydata()[-1]
 
 
 def test_default_figure_is_a_plain_output_and_a_slider_redraws_it(shown):
     objects, handle = shown
     explore_module.explore(draw_line, slope=(0.0, 5.0, 0.5))
     controls, fig = objects
-    assert isinstance(fig, matplotlib.figure.Figure)
+    assert isinstance(fig.figure, matplotlib.figure.Figure)
     assert line_end(fig) == 1.0, "the first figure uses draw's default"
     slider = controls.children[0]
     assert (slider.min, slider.max, slider.value, slider.description) == (0.0, 5.0, 1.0, "slope")
@@ -60,7 +60,7 @@ def test_choices_become_a_dropdown(shown):
     explore_module.explore(draw_line, label=["line", "other"])
     dropdown = objects[0].children[0]
     dropdown.value = "other"
-    assert handle.updates[0].axes[0].lines[0].get_label() == "other"
+    assert handle.updates[0].figure.axes[0].lines[0].get_label() == "other"
 
 
 def test_unknown_parameter_is_named(shown):
@@ -87,3 +87,28 @@ def test_a_widget_is_used_as_given(shown):
     text = ipywidgets.Text(value="mine", description="label")
     explore_module.explore(draw_line, label=text)
     assert objects[0].children[0] is text
+
+
+def test_the_figure_is_drawn_once_as_savefig_would_draw_it_for_a_retina_screen():
+    """One drawing pass gives the pixels the inline backend's savefig gives, at twice the
+    figure's dpi, shown at the figure's own size."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def figure():
+        fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+        ax.plot([1, 10, 100], [3, 1, 2])
+        ax.set(xscale="log", xlabel="x", ylabel="y")
+        plt.close(fig)
+        return fig
+
+    fig = figure()
+    png, size = explore_module.FigurePNG(fig)._repr_png_()
+    saved = io.BytesIO()
+    figure().savefig(saved, format="png", dpi=2 * fig.dpi)
+    ours, theirs = (np.asarray(Image.open(io.BytesIO(data))) for data in (png, saved.getvalue()))
+    assert ours.shape == theirs.shape == (4 * fig.dpi, 6 * fig.dpi, 4)
+    assert size == {"width": 3 * fig.dpi, "height": 2 * fig.dpi}
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1

@@ -168,3 +168,17 @@ def test_the_style_sheet_holds_the_house_colours_and_frame() -> None:
         _, ax = plt.subplots()  # drawn with plt directly, not through the toolkit
         assert not ax.spines["right"].get_visible()
         assert all(line.get_visible() for line in ax.xaxis.get_gridlines())
+
+
+def test_log_scale_rules_decades_with_minor_ticks_at_2_and_5() -> None:
+    ax = plots.new_axes()
+    ax.plot([0.01, 10.0], [1.0, 1000.0])
+    assert plots.log_scale(ax, "both") is ax
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    ax.figure.canvas.draw()
+    minor = ax.xaxis.get_minorticklocs()
+    inside = minor[(minor > 0.01) & (minor < 10)]
+    assert np.allclose(inside, [0.02, 0.05, 0.2, 0.5, 2, 5])
+    assert np.allclose(ax.yaxis.get_majorticklocs()[1:-1], [1, 10, 100, 1000])
+    with pytest.raises(ValueError, match=r"axis must be 'x', 'y' or 'both' \(got 'z'\)"):
+        plots.log_scale(ax, "z")
