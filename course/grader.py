@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import csv
 import json
 import logging
 import os
@@ -29,14 +28,13 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from course import paths
-from course.notebook_files import NotebookError, read_ipynb, relative
+from course.notebook_files import NotebookError, relative
 from course.release import (
     METADATA_KEY,
     RAISES,
@@ -48,8 +46,13 @@ from course.release import (
     read_solution,
     stub_source,
 )
+from course.submission import GradingError, named_solution, read_submission
+from course.text import file_name, printable
 
 DEFAULT_TIMEOUT = 60.0
+# Exit codes of `course check`: graded (every exercise passed, or not), a command or a file that
+# could not be used at all, and a failure of the grader itself (never a learner's doing).
+EXIT_ALL_PASSED, EXIT_NOT_ALL_PASSED, EXIT_USAGE, EXIT_GRADER_FAILED = 0, 1, 2, 3
 # nbclient logs timeouts and dead kernels; the grader reports them in its results instead.
 _QUIET = logging.getLogger("course.grader.kernel")
 _QUIET.addHandler(logging.NullHandler())
@@ -57,7 +60,6 @@ _QUIET.propagate = False
 # Run before every test cell: fresh feedback helpers, whatever the learner's cells rebound.
 TEST_PRELUDE = ("import importlib as _importlib, course.feedback as _feedback; "
                 "_importlib.reload(_feedback); from course.feedback import *\n")
-CSV_FIELDS = ("learner", "exercise", "points", "max_points", "status", "message")
 # Where IPython's traceback names a line of a cell, and a name an answer never defined.
 CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -65,10 +67,6 @@ IPYTHON_FILE = re.compile(r" \([^()]*, line (\d+)\)$")  # where Python compiled 
 UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined")
 # The kernel that grades is not a JupyterLab session: "Check my answers" in it does nothing.
 SESSION_VARIABLE = "JPY_SESSION_NAME"
-
-
-class GradingError(ValueError):
-    """A submission that cannot be graded at all (not a notebook, no matching solutions)."""
 
 
 @dataclass
@@ -141,10 +139,18 @@ def grade(
 ) -> Report:
     """Grade one submission; GradingError when it cannot be graded at all."""
     submission = Path(submission)
-    learner_nb = _read_submission(submission)
+    learner_nb = read_submission(submission)
     solutions_root = solutions_root or paths.SOLUTIONS
     solution_md = Path(solution) if solution else find_solution(learner_nb, submission,
                                                                 solutions_root)
+    named = named_solution(learner_nb, solutions_root)
+    if named is not None and named != solution_md.resolve():
+        home = solutions_root.resolve().parent  # name both as the metadata does
+        graded = solution_md.resolve()
+        raise GradingError(
+            f"{file_name(relative(submission))}: the notebook of {named.relative_to(home)}, "
+            f"not of {graded.relative_to(home) if graded.is_relative_to(home) else graded}, "
+            "which is being graded")
     try:
         solution_nb = read_solution(solution_md)
     except (NotebookError, MarkupError) as error:
@@ -152,7 +158,7 @@ def grade(
     graded, missing = _graded_notebook(solution_nb, learner_nb)
     with tempfile.TemporaryDirectory(prefix="course-check-") as workdir:
         runs = _execute(graded, timeout, workdir)
-    report = Report(relative(submission), relative(solution_md))
+    report = Report(file_name(relative(submission)), relative(solution_md))
     answer_index = {nbgrader_of(c)["grade_id"]: i for i, c in enumerate(graded.cells)
                     if is_answer(c)}
     outside = _defined_outside_answers(learner_nb, set(answer_index))
@@ -163,9 +169,10 @@ def grade(
                                            answer_index, runs[ex.test_index], outside)
         points = ex.max_points if status == "passed" else 0.0
         report.exercises.append(ExerciseResult(ex.grade_id, points, ex.max_points, status,
-                                               message))
+                                               printable(message)))
     report.other_errors = [
-        f"cell {index} ({(cell.source.splitlines() or [''])[0]!r}): {_describe(run, timeout)}"
+        printable(f"cell {index} ({(cell.source.splitlines() or [''])[0]!r}): "
+                  f"{_describe(run, timeout)}")
         for index, (cell, run) in enumerate(zip(graded.cells, runs, strict=True))
         if cell.cell_type == "code" and not (is_answer(cell) or is_test(cell))
         and run.status not in ("ok", "not-run") and RAISES not in cell.metadata.get("tags", [])]
@@ -175,28 +182,18 @@ def grade(
 def find_solution(nb: nbformat.NotebookNode, submission: Path, solutions_root: Path) -> Path:
     """The solutions notebook a submission was released from: its `exercise` metadata, else
     the one solutions notebook with the submission's file name."""
+    named = named_solution(nb, solutions_root)
+    if named is not None:
+        return named
     root = solutions_root.resolve()
-    source = nb.metadata.get(METADATA_KEY, {}).get("source") if isinstance(
-        nb.metadata.get(METADATA_KEY), dict) else None
-    if isinstance(source, str):
-        candidate = (root.parent / source).resolve()
-        if candidate.is_relative_to(root) and candidate.suffix == ".md" and candidate.is_file():
-            return candidate
     by_name = sorted(root.glob(f"*/{submission.stem}.md"))
     if len(by_name) == 1:
         return by_name[0]
-    named = f"its metadata names {source!r} and " if source else ""
-    raise GradingError(f"{relative(submission)}: no matching solutions notebook ({named}no "
-                       f"{relative(root)}/<category>/{submission.stem}.md); use --solution")
-
-
-def _read_submission(path: Path) -> nbformat.NotebookNode:
-    if path.suffix != ".ipynb":
-        raise GradingError(f"{relative(path)}: not a notebook (expected an .ipynb file)")
-    try:
-        return read_ipynb(path)
-    except NotebookError as error:
-        raise GradingError(str(error)) from None
+    source = nb.metadata.get(METADATA_KEY, {}).get("source")
+    names = f"its metadata names {printable(repr(source), 80)} and " if source else ""
+    raise GradingError(f"{file_name(relative(submission))}: no matching solutions notebook "
+                       f"({names}no {relative(root)}/<category>/{file_name(submission.stem)}.md);"
+                       " use --solution")
 
 
 def _graded_notebook(
@@ -304,6 +301,10 @@ def _session(nb: nbformat.NotebookNode, runs: list[CellRun], start: int, timeout
                 runs[index] = CellRun("crashed")
                 return index + 1
             content = replies.get(index, {}).get("content", {})
+            if any(isinstance(item, dict) and item.get("source") == "ask_exit"
+                   for item in content.get("payload", [])):  # exit() or quit(): the kernel
+                runs[index] = CellRun("crashed", "exit")  # stops once the cell is done
+                return index + 1
             if content.get("status") == "error":
                 runs[index] = CellRun("error", content.get("ename", "Error"),
                                       content.get("evalue", ""),
@@ -344,6 +345,9 @@ def _verdict(answer_ids: tuple[str, ...], test: CellRun, missing: set[str],
 def _describe(run: CellRun, timeout: float) -> str:
     if run.status == "timeout":
         return f"timed out after {timeout:g} s (an endless loop, or far too slow?)"
+    if run.status == "crashed" and run.ename == "exit":
+        return ("called exit() or quit(), which stops the kernel; it was restarted for the "
+                "other exercises")
     if run.status == "crashed":
         return ("the Python kernel died (os._exit, a crash or out of memory?); it was "
                 "restarted for the other exercises")
@@ -360,48 +364,17 @@ def format_report(report: Report) -> str:
     for r in report.exercises:
         mark = "✓" if r.status == "passed" else "✗"
         detail = "passed" if r.status == "passed" else f"{r.status}: {r.message}"
-        lines.append(f"  {mark} {r.exercise:<{width}}  {_num(r.points)}/{_num(r.max_points)}"
-                     f"  {detail}")
+        lines.append(f"  {mark} {r.exercise:<{width}}  {format_points(r.points)}/"
+                     f"{format_points(r.max_points)}  {detail}")
     done = sum(r.status == "passed" for r in report.exercises)
-    lines.append(f"Total: {_num(report.points)}/{_num(report.max_points)} points "
+    lines.append(f"Total: {format_points(report.points)}/{format_points(report.max_points)} points "
                  f"({done} of {len(report.exercises)} exercises passed)")
     lines += [f"  ! not graded, but it failed: {error}" for error in report.other_errors]
     return "\n".join(lines)
 
 
-def _num(value: float) -> str:
+def format_points(value: float) -> str:
     return f"{value:g}"
-
-
-def grade_batch(folder: Path, on_result: Callable[[str, Report | str], None] | None = None,
-                **options) -> list[tuple[str, Report | str]]:
-    """Grade every .ipynb in `folder` (one per learner, learner id = file stem); a file that
-    cannot be graded gives its error message instead of a report. ``on_result`` hears each
-    learner's result as soon as it is graded."""
-    results: list[tuple[str, Report | str]] = []
-    for path in sorted(folder.glob("*.ipynb")):
-        if path.name.startswith("."):
-            continue
-        try:
-            results.append((path.stem, grade(path, **options)))
-        except GradingError as error:
-            results.append((path.stem, str(error)))
-        if on_result:
-            on_result(*results[-1])
-    return results
-
-
-def write_csv(results: list[tuple[str, Report | str]], target: Path) -> None:
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_FIELDS)
-        for learner, result in results:
-            if isinstance(result, str):
-                writer.writerow([learner, "", 0, "", "unusable", result])
-                continue
-            for r in result.exercises:
-                writer.writerow([learner, r.exercise, _num(r.points), _num(r.max_points),
-                                 r.status, r.message])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -421,49 +394,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if (args.submission is None) == (args.batch is None):
-        return _usage("give one SUBMISSION.ipynb or --batch DIR")
+        return usage("give one SUBMISSION.ipynb or --batch DIR")
     if args.csv and not args.batch:
-        return _usage("--csv needs --batch DIR")
+        return usage("--csv needs --batch DIR")
     if not args.timeout > 0:
-        return _usage(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+        return usage(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     options = {"timeout": args.timeout, "solution": args.solution}
     if args.batch:
-        return _run_batch(args, options)
+        from course.batch import run_batch  # it grades with this module
+
+        return run_batch(args, options)
     try:
         report = grade(args.submission, **options)
     except GradingError as error:
         if args.json:
-            print(json.dumps({"submission": str(args.submission), "error": str(error)}))
-        return _usage(str(error))
+            print(json.dumps({"submission": file_name(str(args.submission)),
+                              "error": str(error)}))
+        return usage(str(error))
+    except Exception as error:  # a bug of the grader's, not a problem of the submission
+        print(f"course check: the grader failed: {printable(f'{type(error).__name__}: {error}')}",
+              file=sys.stderr)
+        return EXIT_GRADER_FAILED
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
-    return 0 if report.passed else 1
+    return EXIT_ALL_PASSED if report.passed else EXIT_NOT_ALL_PASSED
 
 
-def _run_batch(args: argparse.Namespace, options: dict) -> int:
-    if not args.batch.is_dir():
-        return _usage(f"--batch {args.batch}: not a folder")
-    results = grade_batch(args.batch, None if args.json else _print_learner, **options)
-    if not results:
-        return _usage(f"--batch {args.batch}: no .ipynb files in it")
-    if args.csv:
-        write_csv(results, args.csv)
-    unusable = [learner for learner, result in results if isinstance(result, str)]
-    if args.json:
-        print(json.dumps({"submissions": [
-            {"learner": learner, "error": result} if isinstance(result, str)
-            else {"learner": learner, **result.to_dict()} for learner, result in results]},
-            indent=2))
-    else:
-        print(f"{len(results)} submissions: {len(results) - len(unusable)} graded, "
-              f"{len(unusable)} unusable" + (f"; rows in {args.csv}" if args.csv else ""))
-    return 1 if unusable else 0
-
-
-def _print_learner(learner: str, result: Report | str) -> None:
-    print(f"{learner}: unusable: {result}" if isinstance(result, str) else
-          f"{learner}: {_num(result.points)}/{_num(result.max_points)} points", flush=True)
-
-
-def _usage(message: str) -> int:
-    print(f"course check: {message}", file=sys.stderr)
-    return 2
+def usage(message: str) -> int:
+    print(f"course check: {printable(message)}", file=sys.stderr)
+    return EXIT_USAGE

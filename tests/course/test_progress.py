@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from course import grader, site
+from course import batch, grader, site
 
 
 def test_batch_prints_each_learner_as_soon_as_graded(tmp_path, monkeypatch, capsys):
@@ -21,7 +21,7 @@ def test_batch_prints_each_learner_as_soon_as_graded(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(grader, "grade", fake_grade)
     namespace = argparse.Namespace(batch=tmp_path, csv=None, json=False)
-    assert grader._run_batch(namespace, {"timeout": 5, "solution": None}) == 1
+    assert batch.run_batch(namespace, {"timeout": 5, "solution": None}) == 1
     assert shown_before_next == ["", "alice: 0/0 points\n"]
     assert capsys.readouterr().out.startswith("bob: unusable: bob.ipynb: not a notebook\n")
 

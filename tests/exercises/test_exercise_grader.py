@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import grader, paths
+from course import batch, grader, paths
+from course.submission import read_submission
 
 
 def check(argv: list[str]) -> int:
@@ -53,10 +54,11 @@ def test_batch_grades_every_learner_and_survives_a_broken_file(repo_solutions, c
     out = capsys.readouterr().out
     assert "alice: 5/5 points" in out and "bob: 0/5 points" in out
     assert "carol: unusable:" in out and "not a valid notebook" in out
-    assert "3 submissions: 2 graded, 1 unusable" in out
+    assert "notes.txt: unusable: " in out and "not a notebook (only .ipynb files" in out
+    assert "4 files: 2 graded, 2 unusable" in out
 
     rows = list(csv.DictReader(grades.open(encoding="utf-8")))
-    assert list(rows[0]) == list(grader.CSV_FIELDS)
+    assert list(rows[0]) == list(batch.CSV_FIELDS)
     alice = [r for r in rows if r["learner"] == "alice"]
     bob = [r for r in rows if r["learner"] == "bob"]
     assert [(r["exercise"], r["points"], r["max_points"]) for r in alice] == [
@@ -153,7 +155,7 @@ def test_an_endless_loop_inside_the_tested_function_times_out_the_tests(course_t
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [
-    ("answers.txt", "print('hi')", "not a notebook (expected an .ipynb file)"),
+    ("answers.txt", "print('hi')", "not a notebook (only .ipynb files are graded)"),
     ("broken.ipynb", "{not json", "not a valid notebook"),
     ("unknown.ipynb", json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
                                   "nbformat_minor": 5}), "no matching solutions notebook"),
@@ -186,11 +188,11 @@ def test_submission_metadata_cannot_point_outside_solutions(repo_solutions, caps
     data["metadata"]["exercise"]["source"] = "exercises/resilience/toy-breaker.md"
     submission.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(grader.GradingError, match="no matching solutions notebook"):
-        grader.find_solution(grader._read_submission(submission), submission, tree.solutions)
+        grader.find_solution(read_submission(submission), submission, tree.solutions)
     # ... and the file name alone is a fallback when it matches one solutions notebook
     named = Path(submission.with_name("toy-breaker.ipynb"))
     submission.rename(named)
-    assert grader.find_solution(grader._read_submission(named), named,
+    assert grader.find_solution(read_submission(named), named,
                                 tree.solutions) == tree.solution_md.resolve()
 
 
