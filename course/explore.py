@@ -68,6 +68,8 @@ def render_png(figure: Any) -> tuple[bytes, dict[str, int]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
+    from simulations.plots import INLINE_PNG  # the lessons' PNG settings: one place for both
+
     dpi = figure.dpi
     figure.set_dpi(2 * dpi)
     try:
@@ -79,7 +81,7 @@ def render_png(figure: Any) -> tuple[bytes, dict[str, int]]:
     finally:
         figure.set_dpi(dpi)
     png = io.BytesIO()
-    image.save(png, format="png", compress_level=1)  # the fastest zlib level, as INLINE_PNG
+    image.save(png, format="png", **INLINE_PNG["pil_kwargs"])
     return png.getvalue(), {"width": width // 2, "height": height // 2}
 
 

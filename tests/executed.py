@@ -11,7 +11,6 @@ workers from running the same one at once.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from binder_env import Binder
 from filelock import FileLock
 
 from course.paths import ROOT
+from course.text import printable
 
 CELL_TIMEOUT_S = 120
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STOPPED = "stopped_by"  # metadata key of a copy whose run a timeout or a dead kernel cut off
 
 
@@ -37,7 +36,7 @@ class Executed:
     def failure(self) -> str:
         """The problems, then the traceback of the first error, for an assertion message."""
         nb = nbformat.read(self.copy, as_version=4)
-        traceback = next(("\n".join(ANSI.sub("", line) for line in output.traceback)
+        traceback = next(("\n".join(printable(line, 10_000) for line in output.traceback)
                           for cell in nb.cells for output in cell.get("outputs", [])
                           if output.output_type == "error"
                           and "raises-exception" not in cell.metadata.get("tags", [])), "")
