@@ -134,7 +134,9 @@ def run_batch(args: argparse.Namespace, options: dict) -> int:
             for learner, result in results]}, indent=2))
     else:
         print(f"{len(results)} files: {len(results) - unusable} graded, {unusable} unusable"
-              + (f"; rows in {file_name(str(args.csv))}" if args.csv else ""))
+              + (f"; rows in {file_name(str(args.csv))}" if args.csv else "")
+              + ("" if options.get("sandboxed") else
+                 " (graded WITHOUT a sandbox, with your own rights: --no-sandbox)"))
     return exit_code(results)
 
 

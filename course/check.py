@@ -2,12 +2,12 @@
 
 Like handing your paper to the examiner at the front of the room instead of posting it: the
 last cell of every exercise notebook asks JupyterLab to save the notebook, then runs the real
-grader (`course check`: visible and hidden tests, in a fresh kernel) on the saved file and
-shows each exercise's result under the cell. No terminal and no PATH are needed. The hidden
+grader (`course check`: visible and hidden tests, one fresh process per exercise) on the saved
+file and shows each exercise's result under the cell. No terminal and no PATH are needed. The hidden
 tests come from the solutions notebook the exercise was released from (`solutions/` in this
 repository), which the grader finds through the notebook's `exercise` metadata.
 
-Outside a JupyterLab session (the tests, nbconvert, nbgrader, the grader's own kernel) there is no
+Outside a JupyterLab session (the tests, nbconvert, nbgrader, the grader's own process) there is no
 front end to save the notebook and the grading would grade itself, so the cell only says how to
 get graded there.
 """
@@ -56,8 +56,8 @@ def check_my_answers(notebook: str) -> None:
         print(f"JupyterLab did not save the notebook within {SAVE_TIMEOUT_S:g} s: grading the "
               "version saved last (save with Ctrl+S and run this cell again to include your "
               "latest edits).")
-    print("Grading your answer cells with the visible and the hidden checks, in a fresh "
-          "kernel ...", flush=True)
+    print("Grading your answer cells with the visible and the hidden checks, a fresh process "
+          "per exercise ...", flush=True)
     try:
         report = grader.grade(path)
     except grader.GradingError as error:

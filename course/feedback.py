@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 import re
+import sys
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
@@ -39,6 +39,8 @@ __all__ = ["AnswerCellError", "NotAnsweredError", "exercise", "expect_close", "e
            "expect_no_mistake", "expect_raises", "expect_true"]
 
 _MAX_SHOWN = 120
+_PLAIN_NUMBERS = frozenset({int, float})
+
 _current: list[str] = []  # the exercises being checked, innermost last
 
 
@@ -111,18 +113,28 @@ class _Exercise:
         # A name missing in the test cell itself (not deeper, inside the learner's code) is
         # the answer that was never defined: its cell still raises, or was not run.
         if isinstance(error, NameError) and traceback is not None and traceback.tb_next is None:
-            failed = _last_cell_failure(error.name or "")
+            name = missing_name(error)
+            failed = _last_cell_failure(name)
             if failed:
                 raise AnswerCellError(
-                    f"{self.name}: `{error.name}` is not defined because the cell you ran "
+                    f"{self.name}: `{name}` is not defined because the cell you ran "
                     f"before this one {failed}. Fix that cell and run it again (it must finish "
                     "without an error), then run this one."
                 ) from None
             raise NotAnsweredError(
-                f"{self.name} is not answered yet: `{error.name}` is not defined. Write your "
+                f"{self.name} is not answered yet: `{name}` is not defined. Write your "
                 "answer in its answer cell and run that cell (it must finish without an error)."
             ) from None
         return False
+
+
+def missing_name(error: NameError) -> str:
+    """The name a NameError is about: its ``name``, else the one its message quotes (the
+    grader runs a test as a function, where a missing answer is a deleted local)."""
+    if error.name:
+        return error.name
+    found = re.search(r"variable '(\w+)'", str(error))
+    return found.group(1) if found else ""
 
 
 def exercise(name: str, *, hidden: int = 0) -> _Exercise:
@@ -197,6 +209,9 @@ def expect_true(condition: object, message: str, *, what: str = "check",
                 where: str = "") -> None:
     """Check that `condition` holds; `message` says what is wrong when it does not."""
     __tracebackhide__ = True
+    if not _truth_value(condition):
+        _fail(f"{what}: the check needs True or False, but got a {type(condition).__name__}",
+              "", where)
     if not condition:
         if where:
             _fail(message.rstrip("."), "", where)
@@ -269,16 +284,45 @@ def _reject_unanswered(actual: Any, expected: Any, what: str) -> None:
 
 
 def _same(actual: Any, expected: Any) -> bool:
-    try:
+    """Equal as plain values: numbers of the built-in or numpy kinds by value, anything else
+    only if it is of exactly the expected value's type (so an object that claims to equal
+    everything, or a subclass that lies about its value, is never equal)."""
+    if _both_numbers(actual, expected):
         return bool(actual == expected)
-    except (TypeError, ValueError):  # numpy arrays compare element by element
-        import numpy as np
+    numpy = sys.modules.get("numpy")
+    if (numpy is not None and type(actual) is numpy.ndarray and actual.dtype.kind in "biuf"
+            and type(expected) in (list, tuple)):
+        return bool(numpy.array_equal(actual, expected))
+    if type(actual) is not type(expected):
+        return False
+    if isinstance(expected, tuple | list):
+        return len(actual) == len(expected) and all(map(_same, actual, expected))
+    if isinstance(expected, dict):
+        return actual.keys() == expected.keys() and all(
+            _same(actual[key], value) for key, value in expected.items())
+    if numpy is not None and type(expected) is numpy.ndarray:
+        return bool(numpy.array_equal(actual, expected))
+    return bool(type(expected).__eq__(expected, actual) is True)
 
-        return bool(np.array_equal(actual, expected))
+
+def _truth_value(condition: object) -> bool:
+    """True, False, None, a whole number or a numpy bool, of exactly those types."""
+    numpy = sys.modules.get("numpy")
+    return (condition is None or type(condition) in (bool, int)
+            or (numpy is not None and type(condition) is numpy.bool_))
 
 
 def _both_numbers(a: Any, b: Any) -> bool:
-    return all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in (a, b))
+    """Both are numbers of exactly a built-in or numpy type (not bool, not a subclass)."""
+    return type(a) in _numbers() and type(b) in _numbers()
+
+
+def _numbers() -> frozenset:
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return _PLAIN_NUMBERS
+    return _PLAIN_NUMBERS | {t for t in numpy.sctypeDict.values()
+                             if issubclass(t, numpy.number)}
 
 
 def _show(value: Any) -> str:
@@ -298,4 +342,5 @@ def _fail(message: str, hint: str, where: str = "") -> NoReturn:
 
 
 def _passed(what: str) -> None:
+    sys.audit("course.check", what)  # the grader counts passes from its audit hook
     print(f"✓ {what}: passed")

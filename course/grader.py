@@ -1,19 +1,15 @@
 """Grade a learner's exercise notebook against the authoritative tests in solutions/.
 
-Like an examiner who copies only the answer boxes from a paper onto a fresh exam sheet and
-marks that: the grader takes each answer cell from the submission by its nbgrader `grade_id`,
-puts it into the solutions notebook in place of the solution, and runs that notebook (visible
-and hidden tests) cell by cell in a fresh kernel. Whatever else the learner changed (test cells
-edited or deleted, prose, extra cells) is ignored, and the feedback helpers are imported afresh
-before every test cell, so an answer that rebinds `expect_equal` gains nothing. An error, an
-endless loop (per-cell timeout) or a dead kernel costs only the exercise it happens in: after
-a timeout or a crash the kernel is restarted, the earlier cells are replayed and grading goes on.
-
-What this does not defend against: the learner's answer runs as ordinary Python in the same
-kernel before the tests, so code written to attack the grader (patching ``importlib`` or
-IPython's input transformers, redefining a global other than the helpers that a test reads,
-reading the solutions from disk) can fake a pass. Grade untrusted submissions in a sandbox;
-docs/instructors.md says more.
+Like an examiner who copies only the answer boxes from a paper onto fresh exam sheets, one per
+question, and marks each sheet in a room of its own: the grader takes each answer cell from
+the submission by its nbgrader `grade_id` and, for every exercise, runs the lesson's setup
+cells, that exercise's answer cells and its test cell (visible and hidden checks) in a fresh
+interpreter (:mod:`course.runner`), sandboxed when the machine allows (:mod:`course.sandbox`).
+Whatever else the learner changed (test cells edited or deleted, prose, extra cells) is
+ignored; an error, an endless loop (per-cell timeout), a crash or an attempt to tamper with the
+grading costs only the exercise it happens in. An exercise passes only when its test finished
+and made as many sealed checks as the reference solution makes: docs/instructors.md gives the
+threat model.
 """
 
 from __future__ import annotations
@@ -21,19 +17,18 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import json
-import logging
 import os
 import re
-import subprocess
 import sys
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from course import paths
+from course import paths, sandbox
 from course.notebook_files import NotebookError, relative
 from course.release import (
     METADATA_KEY,
@@ -53,30 +48,41 @@ DEFAULT_TIMEOUT = 60.0
 # Exit codes of `course check`: graded (every exercise passed, or not), a command or a file that
 # could not be used at all, and a failure of the grader itself (never a learner's doing).
 EXIT_ALL_PASSED, EXIT_NOT_ALL_PASSED, EXIT_USAGE, EXIT_GRADER_FAILED = 0, 1, 2, 3
-# nbclient logs timeouts and dead kernels; the grader reports them in its results instead.
-_QUIET = logging.getLogger("course.grader.kernel")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
-# Run before every test cell: fresh feedback helpers, whatever the learner's cells rebound.
-TEST_PRELUDE = ("import importlib as _importlib, course.feedback as _feedback; "
-                "_importlib.reload(_feedback); from course.feedback import *\n")
 # Where IPython's traceback names a line of a cell, and a name an answer never defined.
 CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 IPYTHON_FILE = re.compile(r" \([^()]*, line (\d+)\)$")  # where Python compiled the cell
-UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined")
+UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined"
+                       r"|local variable '(\w+)' where it is not associated")
 # The kernel that grades is not a JupyterLab session: "Check my answers" in it does nothing.
 SESSION_VARIABLE = "JPY_SESSION_NAME"
+
+
+CELL_STATUSES = ("ok", "error", "timeout", "crashed", "tampered", "not-run")
 
 
 @dataclass
 class CellRun:
     """How one cell of the graded notebook ran."""
 
-    status: str = "not-run"  # ok | error | timeout | crashed | not-run
+    status: str = "not-run"  # ok | error | timeout | crashed | tampered | not-run
     ename: str = ""
     evalue: str = ""
     line: int | None = None  # the line of the cell the error came from, when known
+    checks: int | None = None  # a test cell's sealed checks that passed
+
+    @classmethod
+    def of(cls, outcome: dict) -> CellRun:
+        """From a runner's report of a cell (plain values, as the runner sends them)."""
+        def text(key: str) -> str:
+            value = outcome.get(key)
+            return value if isinstance(value, str) else ""
+
+        line, checks = outcome.get("line"), outcome.get("checks")
+        status = text("status")
+        return cls(status if status in CELL_STATUSES else "crashed", text("ename"),
+                   text("evalue"), line if type(line) is int else None,
+                   checks if type(checks) is int else None)
 
     @property
     def message(self) -> str:
@@ -98,7 +104,8 @@ class ExerciseResult:
     exercise: str  # the grade_id of the test cell
     points: float
     max_points: float
-    status: str  # passed | failed | unanswered | missing | error | timeout | crashed | not-run
+    status: str  # passed | failed | unanswered | missing | error | timeout | crashed | tampered
+    #               | not-run
     message: str
 
 
@@ -110,6 +117,7 @@ class Report:
     # Cells that are neither answers nor tests (setup, demonstrations) and failed unexpectedly:
     # "cell N ('first line'): what happened". They score nothing but explain what follows.
     other_errors: list[str] = field(default_factory=list)
+    sandboxed: bool = False  # graded inside bubblewrap (course.sandbox)
 
     @property
     def points(self) -> float:
@@ -127,7 +135,7 @@ class Report:
         return {"submission": self.submission, "solution": self.solution,
                 "points": self.points, "max_points": self.max_points, "passed": self.passed,
                 "exercises": [asdict(result) for result in self.exercises],
-                "other_errors": self.other_errors}
+                "other_errors": self.other_errors, "sandboxed": self.sandboxed}
 
 
 def grade(
@@ -136,8 +144,10 @@ def grade(
     solutions_root: Path | None = None,
     solution: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    sandboxed: bool | None = None,
 ) -> Report:
-    """Grade one submission; GradingError when it cannot be graded at all."""
+    """Grade one submission; GradingError when it cannot be graded at all. ``sandboxed``:
+    True to require the sandbox, False to go without, None to use it where it can be made."""
     submission = Path(submission)
     learner_nb = read_submission(submission)
     solutions_root = solutions_root or paths.SOLUTIONS
@@ -155,16 +165,21 @@ def grade(
         solution_nb = read_solution(solution_md)
     except (NotebookError, MarkupError) as error:
         raise GradingError(str(error)) from None
+    if sandboxed is None:
+        sandboxed = not sandbox.unavailable()
+    elif sandboxed and sandbox.unavailable():
+        raise GradingError(f"no sandbox: {sandbox.unavailable()}")
+    exercises = exercises_of(solution_nb)
+    reference = _reference_checks(solution_md, solution_nb, exercises, timeout, sandboxed)
     graded, missing = _graded_notebook(solution_nb, learner_nb)
-    with tempfile.TemporaryDirectory(prefix="course-check-") as workdir:
-        runs = _execute(graded, timeout, workdir)
-    report = Report(file_name(relative(submission)), relative(solution_md))
+    runs = _execute(graded, exercises, timeout, sandboxed)
+    report = Report(file_name(relative(submission)), relative(solution_md), sandboxed=sandboxed)
     answer_index = {nbgrader_of(c)["grade_id"]: i for i, c in enumerate(graded.cells)
                     if is_answer(c)}
     outside = _defined_outside_answers(learner_nb, set(answer_index))
-    for ex in exercises_of(solution_nb):
+    for ex in exercises:
         status, message = _verdict(ex.answer_ids, runs[ex.test_index], missing, answer_index,
-                                   runs, timeout)
+                                   runs, timeout, reference.get(ex.test_index))
         status, message = _outside_answers(status, message, ex.answer_ids, runs,
                                            answer_index, runs[ex.test_index], outside)
         points = ex.max_points if status == "passed" else 0.0
@@ -208,9 +223,7 @@ def _graded_notebook(
     graded = copy.deepcopy(solution_nb)
     missing = set()
     for cell in graded.cells:
-        if is_test(cell):
-            cell.source = TEST_PRELUDE + cell.source
-        elif is_answer(cell):
+        if is_answer(cell):
             grade_id = nbgrader_of(cell)["grade_id"]
             if grade_id in answers:
                 cell.source = answers[grade_id]
@@ -256,62 +269,82 @@ def _outside_answers(status: str, message: str, answer_ids: tuple[str, ...],
                      f"answer cells are graded: move it into the answer cell {answer_ids[0]!r}")
 
 
-def _execute(nb: nbformat.NotebookNode, timeout: float, workdir: str) -> list[CellRun]:
-    """Run every cell, restarting the kernel after a timeout or a crash."""
+def _execute(nb: nbformat.NotebookNode, exercises: list, timeout: float, sandboxed: bool
+             ) -> list[CellRun]:
+    """Run each exercise in a process of its own (as many at once as there are cores)."""
+    jobs = [_job(nb, ex) for ex in exercises]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        outcomes = list(pool.map(
+            lambda cells: sandbox.run_job(cells, timeout=timeout, sandboxed=sandboxed), jobs))
     runs = [CellRun() for _ in nb.cells]
-    start = 0
-    while start < len(nb.cells):
-        start = _session(nb, runs, start, timeout, workdir)
+    for done in outcomes:  # a setup cell runs in every job: the first run that finished counts
+        for index, outcome in done.items():
+            if runs[index].status == "not-run":
+                runs[index] = CellRun.of(outcome)
     return runs
 
 
-def _session(nb: nbformat.NotebookNode, runs: list[CellRun], start: int, timeout: float,
-             workdir: str) -> int:
-    """In a fresh kernel, replay the cells before `start` that finished, then run on from
-    `start`; returns where the next session starts (len(cells) when done)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+def _job(nb: nbformat.NotebookNode, ex) -> list[dict]:
+    """One exercise's cells: the setup cells before its test, its answer cells, its test."""
+    cells = []
+    for index, cell in enumerate(nb.cells[:ex.test_index + 1]):
+        if cell.cell_type != "code":
+            continue
+        if is_test(cell):
+            kind = "test" if index == ex.test_index else ""
+        elif is_answer(cell):
+            kind = "answer" if nbgrader_of(cell)["grade_id"] in ex.answer_ids else ""
+        else:
+            kind = "setup"
+        if kind:
+            cells.append({"index": index, "kind": kind, "source": cell.source})
+    return cells
 
-    replies: dict[int, dict] = {}
-    client = NotebookClient(
-        nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": workdir}}, log=_QUIET,
-        on_cell_executed=lambda cell, cell_index, execute_reply: replies.__setitem__(
-            cell_index, execute_reply),
-    )
-    # The kernel's own stderr (transport warnings, crash noise) is not the learner's output.
-    env = {key: value for key, value in os.environ.items() if key != SESSION_VARIABLE}
-    with client.setup_kernel(stderr=subprocess.DEVNULL, env=env):
-        try:
-            for index in range(start):
-                if runs[index].status in ("ok", "error"):
-                    client.execute_cell(copy.deepcopy(nb.cells[index]), index)
-        except (CellTimeoutError, DeadKernelError):
-            for run in runs[start:]:
-                run.evalue = "replaying the earlier cells after a restart failed"
-            return len(nb.cells)
-        for index in range(start, len(nb.cells)):
-            try:
-                client.execute_cell(nb.cells[index], index)
-            except CellTimeoutError:
-                runs[index] = CellRun("timeout")
-                return index + 1
-            except DeadKernelError:
-                runs[index] = CellRun("crashed")
-                return index + 1
-            content = replies.get(index, {}).get("content", {})
-            if any(isinstance(item, dict) and item.get("source") == "ask_exit"
-                   for item in content.get("payload", [])):  # exit() or quit(): the kernel
-                runs[index] = CellRun("crashed", "exit")  # stops once the cell is done
-                return index + 1
-            if content.get("status") == "error":
-                runs[index] = CellRun("error", content.get("ename", "Error"),
-                                      content.get("evalue", ""),
-                                      _error_line(content))
-            else:
-                runs[index] = CellRun("ok")
-    return len(nb.cells)
+
+_REFERENCES: dict[str, dict[int, int]] = {}
+
+
+def _reference_checks(solution_md: Path, solution_nb: nbformat.NotebookNode, exercises: list,
+                      timeout: float, sandboxed: bool) -> dict[int, int]:
+    """How many sealed checks each test cell makes with the solution's own answers (by the
+    test cell's index), computed once per solutions notebook and kept on disk."""
+    key = hashlib.sha256(solution_md.read_bytes() + _runner_fingerprint()).hexdigest()
+    if key in _REFERENCES:
+        return _REFERENCES[key]
+    stored = _reference_file(key)
+    try:
+        found = {int(k): v for k, v in json.loads(stored.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError):
+        runs = _execute(solution_nb, exercises, timeout, sandboxed)
+        found = {ex.test_index: runs[ex.test_index].checks for ex in exercises
+                 if runs[ex.test_index].status == "ok" and runs[ex.test_index].checks}
+        if len(found) == len(exercises):  # keep only a reference that passed everywhere
+            _store(stored, json.dumps(found))
+    _REFERENCES[key] = found
+    return found
+
+
+def _runner_fingerprint() -> bytes:
+    """What the count of checks depends on besides the solutions notebook."""
+    from course import feedback, runner
+
+    return b"".join(Path(m.__file__).read_bytes() for m in (feedback, runner))
+
+
+def _reference_file(key: str) -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "course" / "reference-checks" / f"{key}.json"
+
+
+def _store(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a cache: failures are ignored)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass
 
 
 def _error_line(error: dict) -> int | None:
@@ -323,12 +356,19 @@ def _error_line(error: dict) -> int | None:
 
 
 def _verdict(answer_ids: tuple[str, ...], test: CellRun, missing: set[str],
-             answer_index: dict[str, int], runs: list[CellRun], timeout: float
-             ) -> tuple[str, str]:
+             answer_index: dict[str, int], runs: list[CellRun], timeout: float,
+             reference: int | None) -> tuple[str, str]:
     """An exercise's status and message from how its answer and test cells ran."""
     gone = [grade_id for grade_id in answer_ids if grade_id in missing]
     if gone:
         return "missing", f"answer cell {gone[0]!r} missing or renamed in the submission"
+    if test.status == "tampered":
+        return "tampered", test.evalue or "the submission modified the grader"
+    if test.status == "ok" and reference is None:
+        return "not-run", "the reference solution does not pass this test: ask your instructor"
+    if test.status == "ok" and test.checks != reference:
+        return "tampered", (f"the submission modified the grader: {test.checks or 0} of the "
+                            f"test's {reference} checks ran as the course wrote them")
     if test.status == "ok":
         return "passed", "passed"
     for grade_id in answer_ids:
@@ -345,14 +385,19 @@ def _verdict(answer_ids: tuple[str, ...], test: CellRun, missing: set[str],
 def _describe(run: CellRun, timeout: float) -> str:
     if run.status == "timeout":
         return f"timed out after {timeout:g} s (an endless loop, or far too slow?)"
-    if run.status == "crashed" and run.ename == "exit":
-        return ("called exit() or quit(), which stops the kernel; it was restarted for the "
-                "other exercises")
+    if run.status == "crashed" and run.ename in ("exit", "SystemExit"):
+        return ("called exit() or quit() (or raised SystemExit), which ends the grading of "
+                "this exercise; the others are graded on their own")
+    if run.status == "crashed" and run.ename == "output":
+        return (f"wrote more than {sandbox.OUTPUT_CAP >> 20} MiB to the grader's output; it "
+                "was stopped")
     if run.status == "crashed":
-        return ("the Python kernel died (os._exit, a crash or out of memory?); it was "
-                "restarted for the other exercises")
+        return ("the Python process grading it died (os._exit, a crash, or over the memory or "
+                "CPU limit?); the other exercises are graded on their own")
     if run.status == "not-run":
         return f"not run: {run.evalue or 'grading stopped early'}"
+    if run.status == "tampered":
+        return run.evalue or "the submission modified the grader"
     if run.ename in ("SyntaxError", "IndentationError", "TabError"):
         return f"does not parse: {IPYTHON_FILE.sub('', run.message)}"
     return f"raised {run.message}" if run.ename != "AssertionError" else run.message
@@ -387,6 +432,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds allowed per cell (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade without bubblewrap where it cannot be made (a batch refuses "
+                             "to otherwise: every submission then runs with your rights)")
     parser.add_argument("--solution", type=Path, metavar="PATH",
                         help="grade against this solutions notebook (.md) instead of the one "
                              "the submission names")
@@ -403,6 +451,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch:
         from course.batch import run_batch  # it grades with this module
 
+        why = sandbox.unavailable()
+        if why and not args.no_sandbox:
+            return usage(f"--batch grades other people's code, and no sandbox can be made here "
+                         f"({why}); install bubblewrap, or pass --no-sandbox to grade with "
+                         "your own rights (docs/instructors.md, section 8)")
+        options["sandboxed"] = not why
         return run_batch(args, options)
     try:
         report = grade(args.submission, **options)

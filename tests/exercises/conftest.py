@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import release
+from course import paths, release
 from course.notebook_files import read_ipynb, read_markdown
 
 FIXTURE_SOLUTIONS = Path(__file__).parent / "fixtures" / "solutions"
@@ -73,3 +73,13 @@ def course_tree(tmp_path: Path) -> CourseTree:
     shutil.copytree(FIXTURE_SOLUTIONS, tree.solutions)
     release.assign(release.solution_sources(tree.solutions), tree.solutions, tree.exercises)
     return tree
+
+
+@pytest.fixture
+def classroom(course_tree, monkeypatch):
+    """The fixture lesson's tree, its solutions where `course check` looks, and a batch folder
+    holding alice's (solved) and bob's (untouched) submissions."""
+    monkeypatch.setattr(paths, "SOLUTIONS", course_tree.solutions)
+    course_tree.submission("alice", answers=course_tree.solved_answers(), folder="class")
+    course_tree.submission("bob", folder="class")
+    return course_tree

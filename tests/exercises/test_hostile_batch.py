@@ -16,42 +16,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from class_batch import assert_honest_scores, rows_by_learner, run_check
 
-from course import batch, grader, paths
+from course import batch, grader
 
 CSI = "\x1b["
-
-
-@pytest.fixture
-def classroom(course_tree, monkeypatch):
-    """The fixture lesson's tree, its solutions where `course check` looks, and a batch folder
-    holding alice's (solved) and bob's (untouched) submissions."""
-    monkeypatch.setattr(paths, "SOLUTIONS", course_tree.solutions)
-    course_tree.submission("alice", answers=course_tree.solved_answers(), folder="class")
-    course_tree.submission("bob", folder="class")
-    return course_tree
-
-
-def run_check(tree, *extra: str) -> tuple[int, Path]:
-    grades = tree.root / "grades.csv"
-    parser = __import__("argparse").ArgumentParser()
-    grader.add_arguments(parser)
-    code = grader.run(parser.parse_args(["--batch", str(tree.root / "class"), "--csv",
-                                         str(grades), *extra]))
-    return code, grades
-
-
-def rows_by_learner(grades: Path) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = {}
-    with grades.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):  # Python's reader: fields of at most 128 KiB
-            rows.setdefault(row["learner"], []).append(row)
-    return rows
-
-
-def assert_honest_scores(rows: dict[str, list[dict]]) -> None:
-    assert [row["points"] for row in rows["alice"]] == ["2", "1", "2"]
-    assert [row["points"] for row in rows["bob"]] == ["0", "0", "0"]
 
 
 def notebook_json(tree, **changes) -> dict:
@@ -206,8 +175,7 @@ def test_a_failure_of_the_grader_costs_one_row_and_its_own_exit_code(classroom, 
 
 
 def test_exit_in_an_answer_costs_only_its_own_exercise(classroom):
-    """IPython's exit() stops the kernel once its cell is done: the cell is the culprit, and
-    it is not replayed into the kernels that grade the later exercises."""
+    """exit() ends the process grading its exercise: that exercise is the one it costs."""
     answers = {**classroom.solved_answers(), "breaker-state": "exit()"}
     report = grader.grade(classroom.submission("quitter", answers=answers), timeout=20)
     results = {result.exercise: result for result in report.exercises}
