@@ -80,7 +80,8 @@ def python_roots() -> list[Path]:
 def bwrap_command(argv: list[str]) -> list[str]:
     """``argv`` inside a bubblewrap sandbox made of read-only binds of what grading needs."""
     command = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-all",
-               "--new-session", "--cap-drop", "ALL", "--tmpfs", "/"]
+               "--new-session", "--cap-drop", "ALL", "--tmpfs", "/", "--tmpfs", "/tmp",
+               "--dev", "/dev"]  # first, so that binds below /tmp (a clone there) stay
     if os.geteuid() == 0:  # root: the sandbox runs as nobody in a user namespace of its own
         command += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                     "--disable-userns"]
@@ -94,8 +95,7 @@ def bwrap_command(argv: list[str]) -> list[str]:
             command += ["--ro-bind", str(target), str(target)]
     for root in python_roots() + code_roots():
         command += ["--ro-bind", str(root), str(root)]
-    command += ["--tmpfs", "/tmp", "--dev", "/dev", "--remount-ro", "/", "--chdir", "/tmp",
-                "--clearenv"]
+    command += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in ENVIRONMENT.items():
         command += ["--setenv", key, value]
     return command + ["--", *argv]
