@@ -36,7 +36,6 @@ import builtins
 import importlib
 import json
 import os
-import resource
 import sys
 import types
 
@@ -257,6 +256,10 @@ class _Sink:
 
 def _limit(limits: dict) -> None:
     """Memory, CPU time, file size, core dumps and (not as root) processes, hard limits."""
+    try:
+        import resource
+    except ImportError:  # Windows: no resource limits, no sandbox either
+        return
     wanted = {resource.RLIMIT_AS: limits["memory_bytes"], resource.RLIMIT_CPU: limits["cpu_s"],
               resource.RLIMIT_FSIZE: limits["file_bytes"], resource.RLIMIT_CORE: 0}
     if os.getuid() != 0:  # the kernel does not count root's processes

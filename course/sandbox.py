@@ -220,7 +220,10 @@ def _message(line: bytes, secret: bytes) -> dict | None:
 def _stop(process: subprocess.Popen) -> None:
     """End the process and everything it started (its session; with bwrap, its namespace)."""
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # Windows: no process groups
+            process.kill()
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
