@@ -30,7 +30,8 @@ from course.notebook_files import ipynb_text, read_markdown  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="gradings per lesson after the first (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="gradings per lesson after the first (default 3)")
     args = parser.parse_args()
     firsts, medians = [], []
     print(f"{'lesson':<34} {'first s':>8} {'median s':>9}  points")
