@@ -39,6 +39,9 @@ __all__ = ["AnswerCellError", "NotAnsweredError", "exercise", "expect_close", "e
            "expect_no_mistake", "expect_raises", "expect_true"]
 
 _MAX_SHOWN = 120
+# Every check announces what it compares before it compares it: the grader's audit hook judges
+# the same values itself (course/runner.py), so a check that was tampered with cannot pass.
+CHECK_EVENT = "course.check"
 _PLAIN_NUMBERS = frozenset({int, float})
 
 _current: list[str] = []  # the exercises being checked, innermost last
@@ -150,6 +153,7 @@ def expect_equal(actual: Any, expected: Any, *, what: str, hint: str = "",
                  reveal: bool = True) -> None:
     """Check ``actual == expected``; `what` names the value ("the state after 5 failures")."""
     __tracebackhide__ = True
+    sys.audit(CHECK_EVENT, "equal", what, actual, expected)
     _reject_unanswered(actual, expected, what)
     if not _same(actual, expected):
         _wrong(actual, mistakes, what, where, hint, _same)
@@ -174,6 +178,7 @@ def expect_close(
 ) -> None:
     """Check that the number `actual` is within `rel` (relative) or `abs` of `expected`."""
     __tracebackhide__ = True
+    sys.audit(CHECK_EVENT, "close", what, actual, expected, rel, abs)
     _reject_unanswered(actual, expected, what)
     _require_number(actual, what, hint, where)
     if not math.isclose(actual, expected, rel_tol=rel, abs_tol=abs):
@@ -199,6 +204,7 @@ def expect_no_mistake(
     """Check that `actual` is none of the plausible wrong answers in `mistakes`, without
     saying what the right one is: safe in a visible test cell of a reasoning question."""
     __tracebackhide__ = True
+    sys.audit(CHECK_EVENT, "no_mistake", what, actual, tuple(mistakes), rel, abs)
     _reject_unanswered(actual, "", what)
     _wrong(actual, mistakes, what, where, "",
            _near(rel, abs) if _both_numbers(actual, 0) else _same)
@@ -209,6 +215,7 @@ def expect_true(condition: object, message: str, *, what: str = "check",
                 where: str = "") -> None:
     """Check that `condition` holds; `message` says what is wrong when it does not."""
     __tracebackhide__ = True
+    sys.audit(CHECK_EVENT, "true", what, condition)
     if not _truth_value(condition):
         _fail(f"{what}: the check needs True or False, but got a {type(condition).__name__}",
               "", where)
@@ -235,6 +242,7 @@ def expect_raises(
     except BaseException as error:  # noqa: B036 - re-raised below unless it is the one expected
         if isinstance(error, NotImplementedError) and expected is not NotImplementedError:
             raise  # the placeholder: `exercise` turns it into "not answered yet"
+        sys.audit(CHECK_EVENT, "raises", what, expected, type(error), _message_of(error), match)
         if not isinstance(error, expected):
             _fail(f"{what} should raise {expected.__name__}, but it raised "
                   f"{type(error).__name__}: {error}", hint, where)
@@ -243,6 +251,7 @@ def expect_raises(
                   f"message is {str(error)!r}", hint, where)
         _passed(what)
         return
+    sys.audit(CHECK_EVENT, "raises", what, expected, None, "", match)
     _fail(f"{what} should raise {expected.__name__}, but nothing was raised", hint, where)
 
 
@@ -342,5 +351,11 @@ def _fail(message: str, hint: str, where: str = "") -> NoReturn:
 
 
 def _passed(what: str) -> None:
-    sys.audit("course.check", what)  # the grader counts passes from its audit hook
     print(f"✓ {what}: passed")
+
+
+def _message_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a learner's exception whose __str__ fails
+        return ""

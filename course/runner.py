@@ -39,6 +39,9 @@ import os
 import sys
 import types
 
+from course.judge import judge_maker
+from course.seals import sealer
+
 # Audit events refused once learner code runs: each one is a route to the grader's state or
 # out of the sandbox, and no exercise needs it.
 REFUSED = {
@@ -55,14 +58,18 @@ REFUSED = {
     "_thread.start_new_thread": "started a thread", "socket.__new__": "opened a socket",
     "os.kill": "sent a signal", "os.killpg": "sent a signal",
     "signal.pthread_kill": "sent a signal", "course.signal": "installed a signal handler",
+    "course.process": "started a process",
 }
 FRAME_EVENTS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
+CODE_ATTRIBUTES = {"__code__", "gi_code", "cr_code", "ag_code"}  # audited reads of code
+# Modules whose functions grading removes or refuses: importing them afresh would bring them back.
+REIMPORTS = {"signal", "_signal", "ctypes", "_ctypes", "gc", "_posixsubprocess", "subprocess"}
 # Library code that reads its caller's frame and never hands the frame on: allowed. (Not
 # inspect.currentframe or logging's, which return the frame to whoever called them.)
 FRAME_USERS = (("collections", "namedtuple"), ("enum", "EnumType._create_"),
                ("typing", "_caller"), ("matplotlib._api", "warn_external"),
                ("simpy.events", "Process._resume"))
-# The checks of course.feedback whose passes count, and the function that reports a pass.
+# The checks of course.feedback whose announcements (audit events) the hook judges.
 CHECKS = ("expect_equal", "expect_close", "expect_true", "expect_no_mistake", "expect_raises")
 CAP = 2000  # characters of a message
 
@@ -76,11 +83,11 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
     # Everything used after the seal is a local of this frame, taken before learner code runs.
     id_, type_, str_, len_, exec_, compile_, repr_, getattr_, vars_ = (
         id, type, str, len, exec, compile, repr, getattr, vars)
-    isinstance_, list_, dict_, int_, base_exception = isinstance, list, dict, int, BaseException
-    modules, getframe, write, exit_now = sys.modules, sys._getframe, os.write, os._exit
-    function_type, module_type, builtins_module = types.FunctionType, types.ModuleType, builtins
-    keywords_of, refusals, frame_events = _keywords, dict(REFUSED), frozenset(FRAME_EVENTS)
-    refusal, missing = RuntimeError, object()
+    isinstance_, dict_, int_, base_exception = isinstance, dict, int, BaseException
+    getframe, write, exit_now, builtins_module = sys._getframe, os.write, os._exit, builtins
+    refusals, frame_events = dict(REFUSED), frozenset(FRAME_EVENTS)
+    code_attributes, reimports = frozenset(CODE_ATTRIBUTES), frozenset(REIMPORTS)
+    refusal = RuntimeError
 
     job = json.loads(raw)
     prefix = job["secret"].encode() + b" "
@@ -114,42 +121,6 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
             return error_of(cell["index"], error)
         return {"index": cell["index"], "status": "ok"}
 
-    def seal() -> list:
-        """(where, key, value, type) for every module attribute and class attribute, and
-        (function, code, defaults, keyword defaults) for every function among them."""
-        marks: list = [(modules, name, module, type_(module), f"sys.modules[{name!r}]")
-                       for name, module in list_(modules.items()) if name != "__main__"]
-        for name, module in list_(modules.items()):
-            if name == "__main__" or not isinstance_(module, module_type):
-                continue
-            space = vars_(module)
-            for key, value in list_(space.items()):
-                marks.append((space, key, value, type_(value), f"{name}.{key}"))
-                if type_(value) is function_type:
-                    marks.append(_function_mark(value))
-                elif isinstance_(value, type) and getattr_(value, "__module__", None) == name:
-                    members = vars_(value)
-                    for attribute, member in list_(members.items()):
-                        marks.append((members, attribute, member, type_(member),
-                                      f"{name}.{key}.{attribute}"))
-                        inner = getattr_(member, "__func__", member)
-                        if type_(inner) is function_type:
-                            marks.append(_function_mark(inner))
-        return marks
-
-    def broken(marks: list) -> str:
-        """What changed since the seal ("" if nothing did)."""
-        for where, key, value, kind, label in marks:
-            if type_(where) is function_type:
-                if (where.__code__ is not key or where.__defaults__ is not value
-                        or keywords_of(where.__kwdefaults__) != kind):
-                    return f"it changed the function {label}"
-                continue
-            now = where.get(key, missing)
-            if now is not value or type_(now) is not kind:
-                return f"it replaced {label}"
-        return ""
-
     # The setup, as the course wrote it; then every module the tests import, before the seal.
     namespace = {"__name__": "__main__", "__builtins__": builtins_module}
     cells = job["cells"]
@@ -163,17 +134,20 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
         _import_what_it_imports(cell["source"])
     import course.feedback as feedback
 
-    passed_code = feedback._passed.__code__
     check_codes = {id_(getattr_(feedback, name).__code__) for name in CHECKS}
+    check_event, feedback_globals = feedback.CHECK_EVENT, vars_(feedback)
     test_codes: set = set()
     for cell in tests:
         cell["function"], cell["reads"] = _test_function(cell, test_codes)
     frame_users = _frame_users()
     _no_signal_handlers()
+    _no_processes()
+    _not_dumpable()
     sys.stdout = sys.stderr = _Sink()  # a learner's prints are not the report
-    marks = seal()
+    broken, sealed_classes = sealer()
+    judge = judge_maker(sealed_classes)
     refused: list = []
-    counted = [0]
+    counted, failed = [0], []
     armed = [True]
     inside = [False]
 
@@ -183,20 +157,25 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
         inside[0] = True
         blocked = ""
         try:
-            if event == "course.check":
+            if event == check_event:
                 reporter = getframe(1)
-                check = reporter.f_back
-                caller = check.f_back if check is not None else None
-                if (reporter.f_code is passed_code and check is not None
-                        and id_(check.f_code) in check_codes and caller is not None
-                        and id_(caller.f_code) in test_codes):
-                    blocked = broken(marks)
+                caller = reporter.f_back
+                if (id_(reporter.f_code) in check_codes
+                        and reporter.f_globals is feedback_globals
+                        and caller is not None and id_(caller.f_code) in test_codes):
+                    blocked = broken()
                     if not blocked:
-                        counted[0] += 1
+                        try:
+                            passed = judge(args)
+                        except base_exception:  # noqa: B036 - not judged, so not passed
+                            passed = False
+                        if passed:
+                            counted[0] += 1
+                        else:
+                            failed.append(text(args[1]))
             elif event in refusals or event.startswith("ctypes."):
                 blocked = "it " + refusals.get(event, f"used {event}")
-            elif event == "import" and args and args[0] in ("signal", "_signal", "ctypes",
-                                                            "_ctypes", "gc"):
+            elif event == "import" and args and args[0] in reimports:
                 blocked = f"it imported {text(args[0])} again"
             elif event == "object.__setattr__" and len_(args) > 1 and args[1] == "__code__":
                 blocked = "it rewrote a function's code"
@@ -204,6 +183,10 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
                   and len_(args) > 1 and args[1] in frame_events):
                 if id_(getframe(1).f_code) not in frame_users:
                     blocked = "it reached into the interpreter's frames"
+            elif (event == "object.__getattr__" and len_(args) > 1
+                  and args[1] in code_attributes
+                  and id_(getattr_(args[0], args[1], None)) in test_codes):
+                blocked = "it read the code of the tests"
         finally:
             inside[0] = False
         if blocked:
@@ -216,8 +199,9 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
         if cell["kind"] == "answer":
             say(start=cell["index"])
             say(**run(cell, namespace))
+    why = broken()
     tampered = refused[0] if refused else (
-        f"the submission modified the grader: {broken(marks)}" if broken(marks) else "")
+        f"the submission modified the grader: {why}" if why else "")
     for cell in tests:
         if tampered:
             say(index=cell["index"], status="tampered", evalue=tampered)
@@ -228,14 +212,18 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
         gone = tuple(name for name in cell["reads"] if name not in setup
                      and name not in namespace)
         counted[0] = 0
+        failed.clear()
         try:
             cell["function"](_missing_=gone, **values)
             outcome = {"index": cell["index"], "status": "ok"}
         except base_exception as error:  # noqa: B036 - whatever it was, the test did not pass
             outcome = error_of(cell["index"], error)
-        why = broken(marks)
+        why = broken()
         tampered = refused[0] if refused else (
             f"the submission modified the grader: {why}" if why else "")
+        if not tampered and failed and outcome["status"] == "ok":
+            tampered = (f"the submission modified the grader: the check of {failed[0]} did "
+                        "not pass, yet the test carried on")
         outcome["checks"] = counted[0]
         say(**(outcome if not tampered else
                {"index": cell["index"], "status": "tampered", "evalue": tampered}))
@@ -246,6 +234,8 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
 
 class _Sink:
     """Where print() goes while grading: nowhere (the report is what the tests say)."""
+
+    __slots__ = ()  # nothing to hang a learner's own write() on
 
     def write(self, text: str) -> int:
         return len(text)
@@ -271,16 +261,6 @@ def _limit(limits: dict) -> None:
             resource.setrlimit(which, (value, value))
         except (ValueError, OSError):
             pass  # a limit this system will not lower: the sandbox still bounds it
-
-
-def _function_mark(function: types.FunctionType) -> tuple:
-    return (function, function.__code__, function.__defaults__,
-            _keywords(function.__kwdefaults__),
-            f"{function.__module__}.{function.__qualname__}")
-
-
-def _keywords(defaults: dict | None) -> tuple:
-    return tuple((key, id(value)) for key, value in (defaults or {}).items())
 
 
 def _import_what_it_imports(source: str) -> None:
@@ -323,7 +303,8 @@ def _test_function(cell: dict, codes: set) -> tuple:
     codes.update(id(c) for c in _nested(code))
     space = {"__builtins__": builtins}
     exec(code, space)  # noqa: S102 - defines the course's own test as a function
-    return space["test"], reads
+    # The functions the test defines share this namespace: leave nothing in it to read.
+    return space.pop("test"), reads
 
 
 def _no_signal_handlers() -> None:
@@ -336,6 +317,34 @@ def _no_signal_handlers() -> None:
         raise RuntimeError("grading does not allow signal handlers")
 
     signal.signal = _signal.signal = refuse
+
+
+def _no_processes() -> None:
+    """subprocess starts programs through _posixsubprocess.fork_exec, which raises no audit
+    event of its own: grading replaces it with a refusal."""
+    try:
+        import _posixsubprocess
+    except ImportError:  # not POSIX
+        return
+
+    def refuse(*_args: object) -> None:
+        sys.audit("course.process")  # the hook refuses it, and says so in the report
+        raise RuntimeError("grading does not allow new processes")
+
+    _posixsubprocess.fork_exec = refuse
+
+
+def _not_dumpable() -> None:
+    """Ask Linux to keep this process's memory from other processes of the same user
+    (PR_SET_DUMPABLE 0: no ptrace, no process_vm_readv, no /proc/<pid>/mem)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
 
 
 def loaded_names(tree: ast.AST) -> set[str]:

@@ -2,15 +2,16 @@
 
 Like an exam hall with a room per candidate, each with a desk, the exam paper and nothing else:
 on Linux, bubblewrap (``bwrap``, Debian's package ``bubblewrap``) gives the grading process a
-file system made of exactly what it needs, read-only (the system's programs and libraries, the
-Python installation, and the course's own packages ``course``, ``patterns`` and
-``simulations``), an empty private ``/tmp`` as its scratch space, no network, its own process
-and IPC namespaces (every process in it dies with the grader), no capabilities and no view of
-``/proc``, the solutions, the other submissions or the grader. The process runs
-:mod:`course.runner`, which reports through lines on its standard output that carry a secret
-the grader made for this run; the limits (memory, CPU time, file size, processes) are set by
-the runner before any submission code runs, and the grader here enforces each cell's wall-clock
-timeout and caps how much output it reads.
+file system made of exactly what it needs, read-only (``/usr`` and the few files of ``/etc``
+that loading libraries reads, the Python installation, and the course's own packages
+``course``, ``patterns`` and ``simulations``), an empty private ``/tmp`` as its scratch space,
+no network, its own process and IPC namespaces (every process in it dies with the grader), no
+capabilities and no view of ``/proc``, the solutions, the other submissions or the grader.
+The process runs :mod:`course.runner`, which reports through lines on its standard output
+that carry a secret the grader made for this run; the limits (memory, CPU time, file size,
+processes) are set by the runner before any submission code runs, and the grader here enforces
+each cell's wall-clock timeout (each cell once, in order, and the whole job within their sum)
+and caps how much output it reads.
 
 Without bubblewrap (macOS, Windows, a container without user namespaces) the same process runs
 unsandboxed: good enough for learners checking their own answers, refused for a class's batch
@@ -42,6 +43,8 @@ MEMORY_BYTES = 4 << 30
 FILE_BYTES = 64 << 20
 PROCESSES = 64
 NOBODY = 65534
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+                "/etc/fonts", "/etc/alternatives")
 # The environment inside: no secrets of the grader's, one thread per numerical library.
 ENVIRONMENT = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -72,8 +75,7 @@ def python_roots() -> list[Path]:
     roots = installed | {
         path for path in (Path(entry).resolve() for entry in sys.path if entry)
         if path.is_dir() and not path.is_relative_to(repository)}
-    system = (Path("/usr"), Path("/etc"))
-    return sorted(r for r in roots if not any(r.is_relative_to(s) for s in system)
+    return sorted(r for r in roots if not r.is_relative_to("/usr")
                   and not any(r.is_relative_to(i) and r != i for i in installed))
 
 
@@ -85,8 +87,10 @@ def bwrap_command(argv: list[str]) -> list[str]:
     if os.geteuid() == 0:  # root: the sandbox runs as nobody in a user namespace of its own
         command += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                     "--disable-userns"]
-    for system in ("/usr", "/etc"):
-        command += ["--ro-bind", system, system]
+    command += ["--ro-bind", "/usr", "/usr"]
+    for needed in SYSTEM_FILES:  # of /etc, only what loading libraries and fonts reads
+        if Path(needed).exists():
+            command += ["--ro-bind", needed, needed]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = Path("/", link)
         if target.is_symlink():
@@ -166,12 +170,14 @@ def _follow(process: subprocess.Popen, job: bytes, secret: bytes, cells: list[di
         process.stdin.close()
     except OSError:
         pass  # the process died at once: reported below as a crash
-    running, deadline = None, time.monotonic() + START_TIMEOUT_S
+    # Each cell once, in order, within its timeout; and the whole job within the sum of them.
+    end = time.monotonic() + START_TIMEOUT_S + timeout * len(cells)
+    running, deadline, last = None, time.monotonic() + START_TIMEOUT_S, -1
     buffer, read, done = b"", 0, False
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         while not done:
-            left = deadline - time.monotonic()
+            left = min(deadline, end) - time.monotonic()
             if left <= 0 or not selector.select(left):
                 if running is not None:
                     outcomes[running] = {"status": "timeout"}
@@ -192,8 +198,12 @@ def _follow(process: subprocess.Popen, job: bytes, secret: bytes, cells: list[di
                 if message.get("done"):
                     done = True
                 elif "start" in message:
-                    running, deadline = message["start"], time.monotonic() + timeout
-                elif message.get("index") in expected and message["index"] not in outcomes:
+                    if (type(message["start"]) is int and message["start"] in expected
+                            and message["start"] > last):
+                        running = last = message["start"]
+                        deadline = time.monotonic() + timeout
+                elif (type(message.get("index")) is int and message["index"] in expected
+                      and message["index"] not in outcomes):
                     outcomes[message["index"]] = message
                     if message["index"] == running:
                         running, deadline = None, time.monotonic() + timeout

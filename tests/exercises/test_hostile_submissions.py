@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,19 @@ needs_sandbox = pytest.mark.skipif(
     reason=f"no sandbox on this machine: {sandbox.unavailable()}")
 
 WRONG = "utilisation = 0.1\n"  # the right answer is 0.75
+# The red team's re-arming attack, cut down: a new property on ModuleSpec (read by every
+# `from module import name`) switches course.feedback's failure off once the test has started.
+REARMED = """import course.feedback as f
+real_fail = f._fail
+spec = f.__spec__
+def arming(self):
+    if self is spec:
+        f._fail = lambda *a, **k: None
+    return self.__dict__.get('_init_', False)
+def setting(self, value):
+    self.__dict__['_init_'] = value
+type(spec)._initializing = property(arming, setting)
+"""
 
 
 def grade_attacks(tree, attacks: dict[str, dict[str, str]], *extra: str) -> dict:
@@ -122,6 +137,20 @@ def test_class_1_a_pass_cannot_be_forged_from_inside(classroom):
                                          "signal.signal(signal.SIGALRM, lambda n, f: None)\n"
                                          + WRONG},
         "exit-zero": {"utilisation": "raise SystemExit(0)"},
+        # found by the red team: patches armed by a new property of a sealed class, which the
+        # test's own import reads, and put back just before each check is counted
+        "rearmed": {"breaker-state": REARMED + "def breaker_state(failures, threshold=5):\n"
+                                    "    return 'CLOSED'"},
+        "new-enum-eq": {"breaker-state": "import enum\n"
+                                         "enum.Enum.__eq__ = lambda self, other: True\n"
+                                         "def breaker_state(failures, threshold=5):\n"
+                                         "    return 'CLOSED'"},
+        "numpy-type-table": {"breaker-state": "import numpy\nclass Lie(numpy.int64):\n"
+                                              "    def __eq__(self, other): return True\n"
+                                              "    __hash__ = numpy.int64.__hash__\n"
+                                              "numpy.sctypeDict['lie'] = Lie\n"
+                                              "def breaker_state(failures, threshold=5):\n"
+                                              "    return Lie(0)"},
     }
     results = grade_attacks(classroom, attacks)
     on_utilisation = statuses(results, "utilisation-tests")
@@ -133,6 +162,11 @@ def test_class_1_a_pass_cannot_be_forged_from_inside(classroom):
     assert results["tracer"]["utilisation-tests"]["message"] == (
         "the submission modified the grader: it installed a trace function")
     assert results["patch-while-tested"]["breaker-state-tests"]["status"] == "tampered"
+    assert results["rearmed"]["breaker-state-tests"]["message"] == (
+        "the submission modified the grader: it added an attribute to the class "
+        "_frozen_importlib.ModuleSpec")
+    assert results["new-enum-eq"]["breaker-state-tests"]["status"] == "tampered"
+    assert results["numpy-type-table"]["breaker-state-tests"]["status"] == "failed"
     assert results["code-swap"]["check-threshold-tests"]["status"] == "tampered"
     assert results["equal-to-all"]["breaker-state-tests"]["status"] == "failed"
     assert on_utilisation["setup-globals"] == on_utilisation["forged-report"] == "failed"
@@ -257,6 +291,9 @@ def test_class_5_a_submission_cannot_harm_the_machine(classroom):
                                     f"{free_port}))\nimport time\ntime.sleep(20)\n" + WRONG},
         "outliver": {"utilisation": "import subprocess\n"
                                     "subprocess.Popen(['sleep', '314159'])\n" + WRONG},
+        "raw-spawner": {"utilisation": "import _posixsubprocess\n"
+                                       "_posixsubprocess.fork_exec([b'/bin/sleep'], "
+                                       "[b'314159'], *[None] * 21)\n" + WRONG},
         "memory-hog": {"utilisation": "hog = bytearray(16 * 2**30)\n" + WRONG},
         "spinner": {"utilisation": "while True:\n    pass"},
         "flooder": {"utilisation": "import os\nwhile True:\n    os.write(1, b'x' * 65536)"},
@@ -274,13 +311,46 @@ def test_class_5_a_submission_cannot_harm_the_machine(classroom):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", free_port), timeout=1).close()
     assert on_utilisation["caller-out"] == on_utilisation["listener"] == "tampered"
-    assert on_utilisation["outliver"] == "tampered"
+    assert on_utilisation["outliver"] == on_utilisation["raw-spawner"] == "tampered"
+    assert results["raw-spawner"]["utilisation-tests"]["message"] == (
+        "the submission modified the grader: it started a process")
     assert on_utilisation["memory-hog"] == "error"
     assert "MemoryError" in results["memory-hog"]["utilisation-tests"]["message"]
     assert on_utilisation["spinner"] == "timeout"
     assert on_utilisation["flooder"] == "crashed"
     assert "wrote more than 1 MiB" in results["flooder"]["utilisation-tests"]["message"]
     assert on_utilisation["disk-filler"] in ("crashed", "error")
+
+
+def test_a_test_function_handed_to_an_answer_shows_neither_its_code_nor_the_test():
+    cells = [{"index": 0, "kind": "setup", "source": "from course.feedback import expect_equal"},
+             {"index": 1, "kind": "answer", "source": "def peek(f):\n    return f.__code__"},
+             {"index": 2, "kind": "test", "source":
+              "expect_equal(peek(lambda: 'hidden'), None, what='the code')"}]
+    assert sandbox.run_job(cells, timeout=20, sandboxed=False)[2]["evalue"] == (
+        "the submission modified the grader: it read the code of the tests")
+    cells[1]["source"] = "def peek(f):\n    return sorted(f.__globals__)"
+    cells[2]["source"] = ("expect_equal(peek(lambda: 'hidden'), ['__builtins__'], "
+                          "what='the names the functions of the test share')")
+    outcome = sandbox.run_job(cells, timeout=20, sandboxed=False)[2]
+    assert (outcome["status"], outcome["checks"]) == ("ok", 1)
+
+
+def test_a_job_that_keeps_saying_it_started_a_cell_is_stopped_at_its_timeout():
+    """A report line re-announcing a cell (it would need the secret) restarts nothing."""
+    secret = b"s" * 32
+    chatter = ("import time\nfor _ in range(100):\n"
+               f"    print({secret.decode()!r} + \" {{'start': 0}}\", flush=True)\n"
+               "    time.sleep(0.2)")
+    process = subprocess.Popen([sys.executable, "-c", chatter], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, start_new_session=True)
+    start = time.monotonic()
+    try:
+        outcomes = sandbox._follow(process, b"{}", secret, [{"index": 0}], timeout=1)
+    finally:
+        sandbox._stop(process)
+    assert outcomes[0]["status"] == "timeout"
+    assert time.monotonic() - start < 5
 
 
 def indent(code: str) -> str:
