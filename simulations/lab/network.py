@@ -182,7 +182,8 @@ class Network:
         journal, now = self.journal, self.env.now
         src, dst = journal.src[row], journal.dst[row]
         journal.arrived_s[row] = now
-        if any(cut.cuts(now, src, dst) for cut in self._cuts):
+        if src in self.nodes and dst in self.nodes and any(
+                cut.cuts(now, src, dst) for cut in self._cuts):
             journal.fate[row] = "cut"
         elif not self._is_up[dst]():
             journal.fate[row] = "down"

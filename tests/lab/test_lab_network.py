@@ -139,6 +139,14 @@ def test_a_partition_drops_every_message_across_it_while_it_lasts_and_no_other()
     assert np.all(j.fate[nodes & ~across] != "cut")  # n2 and n3 still talk
 
 
+def test_a_partition_cuts_links_between_nodes_only_and_clients_still_reach_every_node():
+    lab = chat([Partition(0.0, None, groups=(("n1",), ("n2", "n3")))])
+    j = lab.journal
+    clients = ~j.between_nodes(lab.nodes)
+    assert clients.sum() >= 10 and not np.any(j.fate[clients] == "cut")
+    assert lab.performance()["availability"] == 1.0
+
+
 def test_a_one_way_cut_drops_one_direction_only():
     lab = chat([OneWay(1.0, 4.0, src=("n1",), dst=("n2", "n3"))])
     j = lab.journal
