@@ -23,6 +23,7 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "foundations/distributed-system-model": ("distributed-system-model-ex3-answer",),
     "foundations/queueing-basics": ("fanout-answer", "fast-or-pooled-answer"),
     "resilience/backpressure": ("backpressure-ex3-answer",),
     "resilience/bulkhead": ("bulkhead-ex3-answer",),

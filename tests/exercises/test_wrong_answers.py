@@ -32,6 +32,7 @@ class Wrong:
 
 CB = "circuit-breaker"
 FD = "failure-detection"
+DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
     "resilience/circuit-breaker": [
         Wrong({f"{CB}-ex1-answer": (("min(2 * self.sleep_window_s, self.max_sleep_s)",
@@ -105,6 +106,41 @@ WRONG: dict[str, list[Wrong]] = {
                "fanout-tests": "the complement",
                "fast-or-pooled-tests": "at low load nobody waits"},
               hides=("0.636", "0.00210", "1.05")),
+    ],
+    "foundations/distributed-system-model": [
+        Wrong({f"{DSM}-ex1-answer": (("for peer in ctx.peers:\n                self.pending[peer]"
+                                      ".add(request.value)",
+                                      "ctx.broadcast((\"gossip\", frozenset([request.value])))"),),
+               f"{DSM}-ex2-answer": (('registers = ctx.disk.setdefault("registers", {})',
+                                      'registers = self.__dict__.setdefault("registers", {})'),),
+               f"{DSM}-ex3-answer": "messages_per_op = (1 - 0.75) * (4 - 1)"},
+              {f"{DSM}-ex1-tests": "seed 1: lost adds",
+               f"{DSM}-ex2-tests": "from state a restart wiped",
+               f"{DSM}-ex3-tests": "only the copies are counted"},
+              hides=("0.9375", "0.938")),
+        Wrong({f"{DSM}-ex1-answer": (("ctx.reply(request)\n",
+                                      "ctx.broadcast((\"gossip\", frozenset([request.value])))\n"
+                                      "            ctx.reply(request)\n"),
+                                     ('ctx.disk.setdefault("seen", set()).update(values)',
+                                      'new = values - ctx.disk.setdefault("seen", set())\n'
+                                      "            if new:\n                ctx.broadcast("
+                                      "(\"gossip\", frozenset(new)))\n"
+                                      '            ctx.disk["seen"].update(values)')),
+               f"{DSM}-ex2-answer": (("if owner == ctx.node_id:",
+                                      'if owner == ctx.node_id or request.f == "read":'),),
+               f"{DSM}-ex3-answer": "messages_per_op = (4 - 1) / 4 + (4 - 1)"},
+              {f"{DSM}-ex1-tests": "floods the network",
+               f"{DSM}-ex2-tests": "answered by a node that does not own the key",
+               f"{DSM}-ex3-tests": "the reads are counted too"},
+              hides=("0.9375", "0.938")),
+        Wrong({f"{DSM}-ex1-answer": (("period_s = 0.2", "period_s = 2.0"),),
+               f"{DSM}-ex2-answer": (("elif current == request.value[0]:",
+                                      "elif current == current:"),),
+               f"{DSM}-ex3-answer": "messages_per_op = (1 - 0.75) * (1 + (4 - 1))"},
+              {f"{DSM}-ex1-tests": "the nodes gossip too seldom",
+               f"{DSM}-ex2-tests": "seed 3: not linearizable",
+               f"{DSM}-ex3-tests": "one in N already reaches the leader"},
+              hides=("0.9375", "0.938")),
     ],
     "resilience/backpressure": [
         Wrong({"backpressure-ex1-answer": (("if self.credit > self.low:",

@@ -1,0 +1,2 @@
+"""The foundations lessons' nodes and models (duck-typed to the protocol lab, importing nothing
+from simulations)."""
