@@ -20,38 +20,51 @@ from collections.abc import Callable
 DEPTH = 20  # nesting the judge follows before it gives up (a pass needs a plain value)
 
 
-def judge_maker(sealed_classes: frozenset[int]) -> Callable[[tuple], bool]:
-    """A ``judge(args)`` for the arguments of a ``course.check`` audit event; objects are
-    compared attribute by attribute only if their class is one of ``sealed_classes``."""
-    type_, len_, float_, vars_, all_, zip_, issubclass_, id_ = (
-        type, len, float, vars, all, zip, issubclass, id)
+def judge_maker(sealed_classes: frozenset[int]
+                ) -> tuple[Callable[[tuple], bool], Callable[[object], str]]:
+    """``judge(args)`` for the arguments of a ``course.check`` audit event (objects are
+    compared attribute by attribute only if their class is one of ``sealed_classes``), and
+    ``impostor(value)``: what is wrong with an answer's value that passes for a plain one (a
+    ``float`` subclass whose ``>=`` always says yes), "" when nothing is."""
+    type_, len_, float_, vars_, all_, any_, zip_, issubclass_, id_ = (
+        type, len, float, vars, all, any, zip, issubclass, id)
     str_, bytes_, bool_, int_, tuple_, list_, dict_, set_, frozenset_ = (
         str, bytes, bool, int, tuple, list, dict, set, frozenset)
     isclose, enum_type, none_type = math.isclose, enum.Enum, type(None)
     numpy = sys.modules.get("numpy")
-    numbers = frozenset({int, float} | ({t for t in numpy.sctypeDict.values()
-                                         if issubclass(t, numpy.number)} if numpy else set()))
+    # Types are looked up by id: a learner's metaclass could define __hash__ and __eq__.
+    numpy_numbers = frozenset(id(t) for t in (numpy.sctypeDict.values() if numpy else ())
+                              if issubclass(t, numpy.integer | numpy.floating))
+    numbers = numpy_numbers | {id(int), id(float)}
     ndarray = numpy.ndarray if numpy else None
     array_equal = numpy.array_equal if numpy else None
     numpy_bool = numpy.bool_ if numpy else None
-    scalars = numbers | {str, bytes, bool, type(None)}
+    scalars = numbers | {id(str), id(bytes), id(bool), id(type(None))}
+
+    def number(value: object) -> bool:
+        return id_(type_(value)) in numbers
+
+    def python(value: object) -> object:
+        """A numpy number as the Python int or float it holds (compared exactly as Python
+        compares, not after rounding the other side to the numpy type)."""
+        return value.item() if id_(type_(value)) in numpy_numbers else value
 
     def number_array(value: object) -> bool:
-        return type_(value) is ndarray and value.dtype.kind in "biuf"
+        return type_(value) is ndarray and value.dtype.kind in "iuf"
 
     def same(actual: object, expected: object, depth: int = 0) -> bool:
         if depth > DEPTH:
             return False
         kind, wanted = type_(actual), type_(expected)
-        if kind in numbers and wanted in numbers:
-            return True if actual == expected else False
+        if number(actual) and number(expected):
+            return True if python(actual) == python(expected) else False
         if wanted is none_type:
             return actual is None
         if wanted in (str_, bytes_, bool_):
             return kind is wanted and (True if actual == expected else False)
         if ndarray is not None and (kind is ndarray or wanted is ndarray):
             if number_array(actual) and (number_array(expected) or wanted in (tuple_, list_)
-                                         and all_(type_(x) in numbers for x in expected)):
+                                         and all_(number(x) for x in expected)):
                 return True if array_equal(actual, expected) else False
             return False
         if kind is not wanted:
@@ -60,10 +73,10 @@ def judge_maker(sealed_classes: frozenset[int]) -> Callable[[tuple], bool]:
             return len_(actual) == len_(expected) and all_(
                 same(a, e, depth + 1) for a, e in zip_(actual, expected))
         if wanted in (set_, frozenset_):
-            return all_(type_(x) in scalars for x in actual) and (
+            return all_(id_(type_(x)) in scalars for x in actual) and (
                 True if actual == expected else False)
         if wanted is dict_:
-            if not all_(type_(key) in scalars for key in actual):
+            if not all_(id_(type_(key)) in scalars for key in actual):
                 return False
             return len_(actual) == len_(expected) and all_(
                 key in actual and same(actual[key], value, depth + 1)
@@ -78,13 +91,10 @@ def judge_maker(sealed_classes: frozenset[int]) -> Callable[[tuple], bool]:
             return False
         return same(dict_(fields), dict_(wanted_fields), depth + 1)
 
-    def number(value: object) -> bool:
-        return type_(value) in numbers
-
     def close(actual: object, expected: object, rel: object, tolerance: object) -> bool:
         return (number(actual) and number(expected) and number(rel) and number(tolerance)
-                and isclose(float_(actual), float_(expected), rel_tol=float_(rel),
-                            abs_tol=float_(tolerance)))
+                and isclose(float_(python(actual)), float_(python(expected)),
+                            rel_tol=float_(python(rel)), abs_tol=float_(python(tolerance))))
 
     def truth(condition: object) -> bool:
         kind = type_(condition)
@@ -114,4 +124,30 @@ def judge_maker(sealed_classes: frozenset[int]) -> Callable[[tuple], bool]:
                     and issubclass_(raised, wanted) and match in message)
         return False
 
-    return judge
+    numpy_scalars = frozenset(id(t) for t in (numpy.sctypeDict.values() if numpy else ()))
+    plain = (bool_, int_, float_, complex, str_, bytes_, tuple_, list_, dict_, set_, frozenset_)
+    containers = {id(tuple_), id(list_), id(set_), id(frozenset_)}
+
+    def impostor(value: object, depth: int = 0) -> str:
+        kind = type_(value)
+        if depth > DEPTH or id_(kind) in numpy_scalars:
+            return ""
+        if not any_(kind is base for base in plain):
+            for base in plain:
+                if issubclass_(kind, base):
+                    return (f"an object of a subclass of {base.__name__}, not a plain "
+                            f"{base.__name__}")
+        if id_(kind) in containers:
+            inner = (impostor(item, depth + 1) for item in value)
+        elif kind is dict_:
+            inner = (impostor(item, depth + 1) for pair in value.items() for item in pair)
+        elif id_(kind) in sealed_classes and "__dataclass_fields__" in vars_(kind):
+            try:
+                inner = (impostor(item, depth + 1) for item in vars_(value).values())
+            except TypeError:  # no attributes of its own
+                return ""
+        else:
+            return ""
+        return next((found for found in inner if found), "")
+
+    return judge, impostor

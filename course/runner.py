@@ -87,10 +87,11 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
     getframe, write, exit_now, builtins_module = sys._getframe, os.write, os._exit, builtins
     refusals, frame_events = dict(REFUSED), frozenset(FRAME_EVENTS)
     code_attributes, reimports = frozenset(CODE_ATTRIBUTES), frozenset(REIMPORTS)
-    refusal = RuntimeError
+    refusal, assertion = RuntimeError, AssertionError
 
     job = json.loads(raw)
-    prefix = job["secret"].encode() + b" "
+    prefix = job.pop("secret").encode() + b" "
+    del raw  # (the bytes it was read from are freed, not erased: docs/instructors.md, §8)
     _limit(job["limits"])
 
     def say(**message) -> None:
@@ -145,17 +146,21 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
     _not_dumpable()
     sys.stdout = sys.stderr = _Sink()  # a learner's prints are not the report
     broken, sealed_classes = sealer()
-    judge = judge_maker(sealed_classes)
+    judge, impostor = judge_maker(sealed_classes)
     refused: list = []
     counted, failed = [0], []
     armed = [True]
     inside = [False]
 
     def hook(event: str, args: tuple) -> None:
-        if not armed or inside[0]:
-            return
+        if not armed or inside[0] or type_(event) is not str_:
+            return  # (an event name that is not a plain string comes from learner code)
         inside[0] = True
         blocked = ""
+        # Only plain strings are compared below: a str subclass's __eq__ or __hash__ would
+        # run learner code inside the hook, where nested events are not watched.
+        first = args[0] if len_(args) > 0 and type_(args[0]) is str_ else None
+        second = args[1] if len_(args) > 1 and type_(args[1]) is str_ else None
         try:
             if event == check_event:
                 reporter = getframe(1)
@@ -175,17 +180,17 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
                             failed.append(text(args[1]))
             elif event in refusals or event.startswith("ctypes."):
                 blocked = "it " + refusals.get(event, f"used {event}")
-            elif event == "import" and args and args[0] in reimports:
-                blocked = f"it imported {text(args[0])} again"
-            elif event == "object.__setattr__" and len_(args) > 1 and args[1] == "__code__":
+            elif event == "import" and (first is None or first in reimports):
+                blocked = f"it imported {first or 'a module with a strange name'} again"
+            elif event == "object.__setattr__" and len_(args) > 1 and (
+                    second is None or second == "__code__"):
                 blocked = "it rewrote a function's code"
             elif (event == "sys._getframe" or event == "object.__getattr__"
-                  and len_(args) > 1 and args[1] in frame_events):
+                  and (second is None or second in frame_events)):
                 if id_(getframe(1).f_code) not in frame_users:
                     blocked = "it reached into the interpreter's frames"
-            elif (event == "object.__getattr__" and len_(args) > 1
-                  and args[1] in code_attributes
-                  and id_(getattr_(args[0], args[1], None)) in test_codes):
+            elif (event == "object.__getattr__" and second in code_attributes
+                  and id_(getattr_(args[0], second, None)) in test_codes):
                 blocked = "it read the code of the tests"
         finally:
             inside[0] = False
@@ -213,7 +218,13 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
                      and name not in namespace)
         counted[0] = 0
         failed.clear()
+        fake = next(((name, found) for name in cell["reads"] if name not in setup
+                     and name in namespace for found in [impostor(namespace[name])] if found),
+                    None)
         try:
+            if fake:  # the test would compare with the answer's own operators
+                raise assertion(f"`{fake[0]}` is {fake[1]}: an answer's values must be "
+                                     "plain values")
             cell["function"](_missing_=gone, **values)
             outcome = {"index": cell["index"], "status": "ok"}
         except base_exception as error:  # noqa: B036 - whatever it was, the test did not pass

@@ -22,7 +22,7 @@ def sealer() -> tuple[Callable[[], str], frozenset[int]]:
     classes sealed (the course's and the libraries', whose instances the judge may compare)."""
     id_, type_, len_, list_, vars_, getattr_ = id, type, len, list, vars, getattr
     function_type, module_type, modules = types.FunctionType, types.ModuleType, sys.modules
-    tuple_, str_, any_, zip_, missing = tuple, str, any, zip, object()
+    tuple_, str_, any_, all_, zip_, missing = tuple, str, any, all, zip, object()
     attributes: list = []  # (space, key, value, type, label)
     functions: list = []  # (function, code, defaults, keyword defaults, label)
     sizes: list = []  # (class dict, number of keys, label)
@@ -31,7 +31,13 @@ def sealer() -> tuple[Callable[[], str], frozenset[int]]:
              for name in WATCHED_LISTS]
 
     def keywords(defaults: dict | None) -> tuple:
-        return tuple_((key, id_(value)) for key, value in (defaults or {}).items())
+        return tuple_((key, value) for key, value in (defaults or {}).items())
+
+    def same_keywords(defaults: dict | None, sealed: tuple) -> bool:
+        """By identity only: a key's own __eq__ never runs."""
+        now = keywords(defaults)
+        return len_(now) == len_(sealed) and all_(
+            key is key0 and value is value0 for (key, value), (key0, value0) in zip_(now, sealed))
 
     def function_mark(function: types.FunctionType, label: str) -> None:
         functions.append((function, function.__code__, function.__defaults__,
@@ -62,6 +68,7 @@ def sealer() -> tuple[Callable[[], str], frozenset[int]]:
 
     spaces = [(modules, "sys.modules")] + [(vars_(m), n) for n, m in list_(modules.items())
                                            if n != "__main__" and isinstance(m, module_type)]
+    spaces += [(members, label) for members, _, label in sizes]
 
     def broken() -> str:
         # First what makes a lookup run code: a key that is not a plain string (its __eq__
@@ -79,7 +86,7 @@ def sealer() -> tuple[Callable[[], str], frozenset[int]]:
                 return f"it replaced {label}"
         for function, code, defaults, keyword_defaults, label in functions:
             if (function.__code__ is not code or function.__defaults__ is not defaults
-                    or keywords(function.__kwdefaults__) != keyword_defaults):
+                    or not same_keywords(function.__kwdefaults__, keyword_defaults)):
                 return f"it changed the function {label}"
         for space, label in absent:
             if "__getattr__" in space:

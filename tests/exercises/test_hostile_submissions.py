@@ -145,6 +145,19 @@ def test_class_1_a_pass_cannot_be_forged_from_inside(classroom):
                                          "enum.Enum.__eq__ = lambda self, other: True\n"
                                          "def breaker_state(failures, threshold=5):\n"
                                          "    return 'CLOSED'"},
+        # found by the second red team: learner code run inside the hook, through a str
+        # subclass's __hash__ or __eq__ where the hook or the seals compare names
+        "strange-import": {"breaker-state": "class S(str):\n"
+                                            "    def __hash__(self): return 0\n"
+                                            "__import__(S('no_such_module_here'))\n"
+                                            "def breaker_state(failures, threshold=5):\n"
+                                            "    return 'CLOSED'"},
+        "strange-keyword": {"breaker-state": "import json\nclass S(str):\n"
+                                             "    def __eq__(self, other): return True\n"
+                                             "    __hash__ = str.__hash__\n"
+                                             "json.dumps.__kwdefaults__[S('indent')] = 1\n"
+                                             "def breaker_state(failures, threshold=5):\n"
+                                             "    return 'CLOSED'"},
         "numpy-type-table": {"breaker-state": "import numpy\nclass Lie(numpy.int64):\n"
                                               "    def __eq__(self, other): return True\n"
                                               "    __hash__ = numpy.int64.__hash__\n"
@@ -166,12 +179,18 @@ def test_class_1_a_pass_cannot_be_forged_from_inside(classroom):
         "the submission modified the grader: it added an attribute to the class "
         "_frozen_importlib.ModuleSpec")
     assert results["new-enum-eq"]["breaker-state-tests"]["status"] == "tampered"
+    assert results["strange-import"]["breaker-state-tests"]["message"] == (
+        "the submission modified the grader: it imported a module with a strange name again")
+    assert results["strange-keyword"]["breaker-state-tests"]["message"] == (
+        "the submission modified the grader: it changed the function json.dumps")
     assert results["numpy-type-table"]["breaker-state-tests"]["status"] == "failed"
     assert results["code-swap"]["check-threshold-tests"]["status"] == "tampered"
     assert results["equal-to-all"]["breaker-state-tests"]["status"] == "failed"
     assert on_utilisation["setup-globals"] == on_utilisation["forged-report"] == "failed"
     assert on_utilisation["peeking-float"] == "failed"  # a float subclass is not a number
-    assert "should be a number" in results["peeking-float"]["utilisation-tests"]["message"]
+    assert results["peeking-float"]["utilisation-tests"]["message"] == (
+        "`utilisation` is an object of a subclass of float, not a plain float: an answer's "
+        "values must be plain values")
     assert on_utilisation["exit-zero"] == "crashed"
 
 
@@ -351,6 +370,29 @@ def test_a_job_that_keeps_saying_it_started_a_cell_is_stopped_at_its_timeout():
         sandbox._stop(process)
     assert outcomes[0]["status"] == "timeout"
     assert time.monotonic() - start < 5
+
+
+def test_the_judge_compares_numbers_as_python_does_and_no_impostor_passes():
+    import numpy as np
+
+    from course.judge import judge_maker
+
+    judge, impostor = judge_maker(frozenset())
+    assert judge(("equal", "x", np.float16("inf"), 70000)) is False  # not after rounding
+    assert judge(("equal", "x", np.float16(2048), 2049)) is False
+    assert judge(("equal", "x", np.int64(3), 3.0)) is True
+    assert judge(("close", "x", 1 + 1e-9j, 1.0, 1e-6, 0.0)) is False  # not a real number
+    assert judge(("close", "x", np.float64(0.75), 0.75, 1e-6, 0.0)) is True
+    assert judge(("true", "x", np.bool_(True))) is True
+    assert judge(("true", "x", "yes")) is False
+
+    class Lie(float):
+        def __ge__(self, other):
+            return True
+
+    assert impostor(Lie(0.1)) == "an object of a subclass of float, not a plain float"
+    assert impostor([1.0, (2, Lie(3))]) != "" and impostor([1.0, (2, np.float64(3))]) == ""
+    assert impostor(True) == impostor(np.int64(1)) == ""
 
 
 def indent(code: str) -> str:
