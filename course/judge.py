@@ -32,8 +32,9 @@ def judge_maker(sealed_classes: frozenset[int]
         str, bytes, bool, int, tuple, list, dict, set, frozenset)
     isclose, enum_type, none_type = math.isclose, enum.Enum, type(None)
     numpy = sys.modules.get("numpy")
+    kept = tuple(numpy.sctypeDict.values()) if numpy else ()  # static types: ids stay theirs
     # Types are looked up by id: a learner's metaclass could define __hash__ and __eq__.
-    numpy_numbers = frozenset(id(t) for t in (numpy.sctypeDict.values() if numpy else ())
+    numpy_numbers = frozenset(id(t) for t in kept
                               if issubclass(t, numpy.integer | numpy.floating))
     numbers = numpy_numbers | {id(int), id(float)}
     ndarray = numpy.ndarray if numpy else None
@@ -124,7 +125,7 @@ def judge_maker(sealed_classes: frozenset[int]
                     and issubclass_(raised, wanted) and match in message)
         return False
 
-    numpy_scalars = frozenset(id(t) for t in (numpy.sctypeDict.values() if numpy else ()))
+    numpy_scalars = frozenset(id(t) for t in kept)
     plain = (bool_, int_, float_, complex, str_, bytes_, tuple_, list_, dict_, set_, frozenset_)
     containers = {id(tuple_), id(list_), id(set_), id(frozenset_)}
 

@@ -135,9 +135,10 @@ def _invigilate(raw: bytes) -> None:  # noqa: C901, PLR0915 - one room, sealed i
         _import_what_it_imports(cell["source"])
     import course.feedback as feedback
 
-    check_codes = {id_(getattr_(feedback, name).__code__) for name in CHECKS}
+    # (by id, and kept alive, so that an id is never reused by another object)
+    check_codes = {id_(code): code for code in (getattr_(feedback, n).__code__ for n in CHECKS)}
     check_event, feedback_globals = feedback.CHECK_EVENT, vars_(feedback)
-    test_codes: set = set()
+    test_codes: dict = {}  # id -> the code object, kept alive so that its id is never reused
     for cell in tests:
         cell["function"], cell["reads"] = _test_function(cell, test_codes)
     frame_users = _frame_users()
@@ -292,7 +293,7 @@ def _import_what_it_imports(source: str) -> None:
                 continue
 
 
-def _test_function(cell: dict, codes: set) -> tuple:
+def _test_function(cell: dict, codes: dict) -> tuple:
     """The test cell as a function whose keyword parameters are the names it reads from
     outside; a name the answers never defined is deleted on entry, so that reading it fails as
     a missing name does. Its code objects (nested ones too) are the test's own."""
@@ -311,7 +312,7 @@ def _test_function(cell: dict, codes: set) -> tuple:
                                type_comment=None, lineno=1, col_offset=0)
     module = ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[]))
     code = compile(module, f"<cell {cell['index']}>", "exec")
-    codes.update(id(c) for c in _nested(code))
+    codes.update((id(c), c) for c in _nested(code))
     space = {"__builtins__": builtins}
     exec(code, space)  # noqa: S102 - defines the course's own test as a function
     # The functions the test defines share this namespace: leave nothing in it to read.
@@ -371,16 +372,16 @@ def _nested(code: types.CodeType):
             yield from _nested(const)
 
 
-def _frame_users() -> set[int]:
-    """The code of the library functions in FRAME_USERS that are loaded."""
-    found = set()
+def _frame_users() -> dict[int, types.CodeType]:
+    """The code of the library functions in FRAME_USERS that are loaded, by id."""
+    found = {}
     for module_name, qualname in FRAME_USERS:
         target = sys.modules.get(module_name)
         for part in qualname.split("."):
             target = getattr(target, part, None)
         code = getattr(target, "__code__", None)
         if isinstance(code, types.CodeType):
-            found.add(id(code))
+            found[id(code)] = code
     return found
 
 
