@@ -7,20 +7,20 @@ exercise, that exercise's test cell, the limits and a one-time secret), and
 
 1. sets its limits and runs the setup cells (the course's own code, trusted), then imports what
    the test imports;
-2. seals the room: records every module, every attribute of every module, every class's
-   attributes and every function's code and defaults, and installs an audit hook (PEP 578)
-   that refuses what no answer needs and the known ways to tamper from inside: trace and
-   profile hooks, the garbage collector's object lists, frames (the way to the runner's and
-   the test's variables), ctypes, processes, threads, sockets, signals to others, replacing a
-   function's code, further audit hooks;
+2. seals the room (:mod:`course.seals`), removes signal handlers and the raw process starter,
+   and installs an audit hook (PEP 578) that refuses what no answer needs and the known ways to
+   tamper from inside: trace and profile hooks, the garbage collector's object lists, frames
+   (the way to the runner's and the test's variables), reading the tests' code, ctypes,
+   processes, threads, sockets, signals to others, replacing a function's code, further hooks;
 3. runs the answer cells, checks the seals, then runs the test cell as a function of its own:
    every name it reads is passed in (the setup's objects, else the answers'), so rebinding a
-   global changes nothing it sees;
-4. counts a check as passed only when the hook sees ``course.feedback`` report it from a
-   check called by the test's own code, with the seals intact at that moment;
+   global changes nothing it sees, and an answer value that only passes for a plain one fails;
+4. judges every check itself (:mod:`course.judge`) from the values the check announces, when
+   the announcement comes from a real ``course.feedback`` check called by the test's own code
+   and the seals are intact at that moment;
 5. reports each cell on stdout in lines that start with the secret. The grader outside believes
-   only those lines, and passes an exercise only when its test finished and the number of
-   sealed checks is the number the reference solution makes.
+   only those lines, and passes an exercise only when its test finished, no check was judged
+   failed, and the number judged passed is the number the reference solution gets.
 
 Everything the runner uses after the room is sealed (the secret, the seals, the builtins it
 calls, its helpers) is held in the locals of :func:`_invigilate`, which only frames could
