@@ -8,8 +8,8 @@ interpreter (:mod:`course.runner`), sandboxed when the machine allows (:mod:`cou
 Whatever else the learner changed (test cells edited or deleted, prose, extra cells) is
 ignored; an error, an endless loop (per-cell timeout), a crash or an attempt to tamper with the
 grading costs only the exercise it happens in. An exercise passes only when its test finished
-and made as many sealed checks as the reference solution makes: docs/instructors.md gives the
-threat model.
+and the runner judged as many of its checks passed as with the reference solution:
+docs/instructors.md gives the threat model.
 """
 
 from __future__ import annotations
@@ -48,13 +48,12 @@ DEFAULT_TIMEOUT = 60.0
 # Exit codes of `course check`: graded (every exercise passed, or not), a command or a file that
 # could not be used at all, and a failure of the grader itself (never a learner's doing).
 EXIT_ALL_PASSED, EXIT_NOT_ALL_PASSED, EXIT_USAGE, EXIT_GRADER_FAILED = 0, 1, 2, 3
-# Where IPython's traceback names a line of a cell, and a name an answer never defined.
-CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-IPYTHON_FILE = re.compile(r" \([^()]*, line (\d+)\)$")  # where Python compiled the cell
+# Where a syntax error's message names the cell and line it was compiled as, and the name an
+# answer never defined.
+COMPILED_AT = re.compile(r" \([^()]*, line (\d+)\)$")
 UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined"
                        r"|local variable '(\w+)' where it is not associated")
-# The kernel that grades is not a JupyterLab session: "Check my answers" in it does nothing.
+# The process that grades is not a JupyterLab session: "Check my answers" in it does nothing.
 SESSION_VARIABLE = "JPY_SESSION_NAME"
 
 
@@ -69,7 +68,7 @@ class CellRun:
     ename: str = ""
     evalue: str = ""
     line: int | None = None  # the line of the cell the error came from, when known
-    checks: int | None = None  # a test cell's sealed checks that passed
+    checks: int | None = None  # a test cell's checks the runner judged passed
 
     @classmethod
     def of(cls, outcome: dict) -> CellRun:
@@ -306,8 +305,8 @@ _REFERENCES: dict[str, dict[int, int]] = {}
 
 def _reference_checks(solution_md: Path, solution_nb: nbformat.NotebookNode, exercises: list,
                       timeout: float, sandboxed: bool) -> dict[int, int]:
-    """How many sealed checks each test cell makes with the solution's own answers (by the
-    test cell's index), computed once per solutions notebook and kept on disk."""
+    """How many checks of each test cell the runner judges passed with the solution's own
+    answers (by the test cell's index), computed once per solutions notebook and kept on disk."""
     key = hashlib.sha256(solution_md.read_bytes() + _runner_fingerprint()).hexdigest()
     if key in _REFERENCES:
         return _REFERENCES[key]
@@ -326,9 +325,9 @@ def _reference_checks(solution_md: Path, solution_nb: nbformat.NotebookNode, exe
 
 def _runner_fingerprint() -> bytes:
     """What the count of checks depends on besides the solutions notebook."""
-    from course import feedback, runner
+    from course import feedback, judge, runner, seals
 
-    return b"".join(Path(m.__file__).read_bytes() for m in (feedback, runner))
+    return b"".join(Path(m.__file__).read_bytes() for m in (feedback, judge, runner, seals))
 
 
 def _reference_file(key: str) -> Path:
@@ -345,14 +344,6 @@ def _store(path: Path, text: str) -> None:
         os.replace(partial, path)
     except OSError:
         pass
-
-
-def _error_line(error: dict) -> int | None:
-    """The line of the cell that ran: the first cell frame in IPython's traceback, else (a
-    syntax error found while compiling) the line the error message names."""
-    found = (CELL_LINE.search(ANSI.sub("", "\n".join(error.get("traceback", []))))
-             or IPYTHON_FILE.search(error.get("evalue", "")))
-    return int(found.group(1)) if found else None
 
 
 def _verdict(answer_ids: tuple[str, ...], test: CellRun, missing: set[str],
@@ -399,7 +390,7 @@ def _describe(run: CellRun, timeout: float) -> str:
     if run.status == "tampered":
         return run.evalue or "the submission modified the grader"
     if run.ename in ("SyntaxError", "IndentationError", "TabError"):
-        return f"does not parse: {IPYTHON_FILE.sub('', run.message)}"
+        return f"does not parse: {COMPILED_AT.sub('', run.message)}"
     return f"raised {run.message}" if run.ename != "AssertionError" else run.message
 
 

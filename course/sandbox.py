@@ -30,8 +30,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import course
@@ -49,15 +49,6 @@ SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/et
 ENVIRONMENT = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one grading process may use; ``cpu_s`` grows with the cells it runs."""
-
-    memory_bytes: int = MEMORY_BYTES
-    file_bytes: int = FILE_BYTES
-    processes: int = PROCESSES
 
 
 def code_roots() -> list[Path]:
@@ -124,8 +115,7 @@ def unavailable() -> str:
     return ""
 
 
-def run_job(cells: list[dict], *, timeout: float, sandboxed: bool,
-            limits: Limits = Limits()) -> dict[int, dict]:
+def run_job(cells: list[dict], *, timeout: float, sandboxed: bool) -> dict[int, dict]:
     """Run ``cells`` (dicts with index, kind and source) in one runner process; returns each
     cell's outcome by index (status ok | error | timeout | crashed | tampered | not-run)."""
     secret = secrets.token_hex(16)
@@ -135,9 +125,9 @@ def run_job(cells: list[dict], *, timeout: float, sandboxed: bool,
         **{k: v for k, v in os.environ.items() if not k.startswith("JPY_")}, **ENVIRONMENT,
         "HOME": os.environ.get("HOME", "/tmp"), "PATH": os.environ.get("PATH", "")}
     job = {"secret": secret, "cells": cells, "limits": {
-        "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
-        "processes": limits.processes, "cpu_s": int(timeout * (len(cells) + 1)) + 30}}
-    scratch = None if sandboxed else _scratch()
+        "memory_bytes": MEMORY_BYTES, "file_bytes": FILE_BYTES, "processes": PROCESSES,
+        "cpu_s": int(timeout * (len(cells) + 1)) + 30}}  # CPU time grows with the cells
+    scratch = None if sandboxed else tempfile.mkdtemp(prefix="course-grade-")
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, env=env, cwd=scratch,
                                start_new_session=True)
@@ -152,12 +142,6 @@ def run_job(cells: list[dict], *, timeout: float, sandboxed: bool,
 def grading_label() -> str:
     """The runner's argument that says which grader started it (``ps`` shows it)."""
     return f"course-grading-for-{os.getpid()}"
-
-
-def _scratch() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="course-grade-")
 
 
 def _follow(process: subprocess.Popen, job: bytes, secret: bytes, cells: list[dict],
