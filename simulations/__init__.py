@@ -34,7 +34,13 @@ API map (all re-exported here):
   ``latency_over_time``, ``goodput_over_time``
 - experiments: ``replicate``, ``sweep`` (grid x seeded replications -> list of dict rows),
   ``aggregate`` (mean and t-interval per group), ``column``
-- theory: closed forms (M/M/1, Erlang C, Pollaczek–Khinchine, M/M/1/K, Kingman, Little, fan-out)
+- theory: closed forms (M/M/1, Erlang C, Pollaczek–Khinchine, M/M/1/K, Kingman, Little, fan-out;
+  Che's approximation for caches: ``characteristic_time``, ``che_hit_probabilities``,
+  ``che_hit_ratio`` for LRU, FIFO and RANDOM)
+- caches (``simulations.caches``): ``replay(cache, keys)``, the hit (True) or miss of each request
+- redis_server (``simulations.redis_server``, not re-exported): ``RedisServer(**config)``, a real
+  Redis server of the lesson's own on a private socket, ``.client()``; ``unavailable()`` says why
+  none runs here
 - fastpath: ``fifo_queue``, ``simulate_fifo``: the FIFO queue without an event loop, same rows;
   ``fifo_with_timeouts``: callers who time out and retry before it; ``service_stream``
 - textbook: the M/M/1 ... M/M/1/K models beside theory (``simulate``, ``run_model``), used by

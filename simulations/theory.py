@@ -5,6 +5,7 @@ whoever finds every teller busy waits in one line. Queueing theory predicts, wit
 how long that line is on average, how often somebody waits at all, and how long the unlucky few
 wait. The formulas below are the standard ones (Harchol-Balter, *Performance Modeling and Design
 of Computer Systems*, 2013; Kingman 1961 for the G/G/1 approximation; Little 1961 for L = λW).
+A cache is a queue of another kind: the last section holds Che's approximation of its hit ratio.
 
 Notation: ``arrival_rate`` λ (customers per second), ``service_rate`` μ (per server), ``servers``
 c, load ρ = λ/(cμ). "Wait" is the time in the queue before service starts; "response" is wait plus
@@ -15,9 +16,12 @@ value and the allowed range; an unbounded queue needs ρ < 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from patterns.checks import (
+    check_choice,
     check_int,
     check_non_negative,
     check_positive,
@@ -351,3 +355,74 @@ def fanout_tail(slow_probability: float, fanout: int) -> float:
     check_probability("slow_probability", slow_probability)
     check_int("fanout", fanout, 1)
     return -math.expm1(fanout * math.log1p(-slow_probability)) if slow_probability < 1 else 1.0
+
+
+# --- Caches under the independent-reference model -----------------------------------------------
+
+# Che's approximation: a key stays in an LRU cache for a "characteristic time" T after its last
+# request, the same T for every key. Key i, requested at rate p_i, is then in the cache with
+# probability 1 − e^(−p_i·T), and T is where these sum to the capacity C (Che, Tung & Wang, IEEE
+# JSAC 2002). For FIFO and RANDOM a key's time in the cache does not restart on a hit, which
+# gives p_i·T / (1 + p_i·T) instead (Martina, Garetto & Leonardi, IEEE INFOCOM 2014).
+_OCCUPANCY = {
+    "lru": lambda x: -np.expm1(-x),
+    "fifo": lambda x: x / (1.0 + x),
+    "random": lambda x: x / (1.0 + x),
+}
+
+
+def _popularity(probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 1 or len(p) == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(
+            "probabilities must be a non-empty list of finite non-negative request rates with a"
+            f" positive sum (got {len(p) if p.ndim == 1 else p.shape} values)"
+        )
+    return p / p.sum()
+
+
+def characteristic_time(
+    probabilities: Sequence[float] | np.ndarray, capacity: int, policy: str = "lru"
+) -> float:
+    """Che's characteristic time T_C, in requests: Σᵢ occupancy(pᵢ·T_C) = C.
+
+    ``probabilities`` are the keys' request probabilities (normalised here; ``ZipfKeys`` has
+    them), ``capacity`` the number of entries, ``policy`` "lru", "fifo" or "random". Infinite
+    when the cache holds every key that is ever requested.
+    """
+    p = _popularity(probabilities)
+    check_int("capacity", capacity, 1)
+    occupancy = _OCCUPANCY[check_choice("policy", policy, _OCCUPANCY)]
+    if capacity >= np.count_nonzero(p):
+        return math.inf
+    low, high = 0.0, capacity / p.max()
+    while occupancy(p * high).sum() < capacity:
+        low, high = high, 2.0 * high
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if occupancy(p * middle).sum() < capacity:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-12 * high:
+            break
+    return 0.5 * (low + high)
+
+
+def che_hit_probabilities(
+    probabilities: Sequence[float] | np.ndarray, capacity: int, policy: str = "lru"
+) -> np.ndarray:
+    """Each key's hit probability hᵢ = occupancy(pᵢ·T_C) (Che's approximation; see above)."""
+    p = _popularity(probabilities)
+    t = characteristic_time(p, capacity, policy)
+    if math.isinf(t):
+        return (p > 0).astype(float)
+    return _OCCUPANCY[policy](p * t)
+
+
+def che_hit_ratio(
+    probabilities: Sequence[float] | np.ndarray, capacity: int, policy: str = "lru"
+) -> float:
+    """The cache's hit ratio h = Σᵢ pᵢ·hᵢ under the independent-reference model."""
+    p = _popularity(probabilities)
+    return float(p @ che_hit_probabilities(p, capacity, policy))

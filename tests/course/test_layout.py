@@ -45,7 +45,7 @@ def test_patterns_import_nothing_from_the_simulations(path):
 
 def test_the_flat_layout_is_gone():
     """Only the toolkit is left at the root of simulations/; every lesson's code is in a tree."""
-    toolkit = {"__init__", "__main__", "cli", "clients", "distributions", "experiments",
-               "fastpath", "faults", "metrics", "plots", "records", "servers", "textbook",
-               "theory", "workloads"}
+    toolkit = {"__init__", "__main__", "caches", "cli", "clients", "distributions", "experiments",
+               "fastpath", "faults", "metrics", "plots", "records", "redis_server", "servers",
+               "textbook", "theory", "workloads"}
     assert {path.stem for path in (ROOT / "simulations").glob("*.py")} == toolkit
