@@ -1,0 +1,1 @@
+"""The caching lessons' studies: each lesson's scenario, simulation, closed forms and plots."""
