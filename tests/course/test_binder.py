@@ -70,10 +70,10 @@ def test_postbuild_is_strict_bash_that_installs_the_course_as_a_wheel():
     assert (ROOT / "postBuild").stat().st_mode & 0o111
 
 
-def test_repo2docker_uses_environment_yml_and_postbuild(tmp_path):
+def test_repo2docker_uses_environment_yml_apt_txt_and_postbuild(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("environment.yml", "postBuild", "pyproject.toml"):
+    for name in ("environment.yml", "apt.txt", "postBuild", "pyproject.toml"):
         shutil.copy2(ROOT / name, repo / name)
     repo2docker = Path(sys.executable).parent / "repo2docker"
     result = subprocess.run([str(repo2docker), "--no-build", "--debug", str(repo)],
@@ -82,3 +82,5 @@ def test_repo2docker_uses_environment_yml_and_postbuild(tmp_path):
     assert "src/environment.yml ${REPO_DIR}/environment.yml" in dockerfile
     assert '--file "environment.yml"' in dockerfile
     assert "RUN ./postBuild" in dockerfile
+    # The caching lessons' Redis server (simulations/redis_server.py finds it on the PATH).
+    assert "apt-get install --yes --no-install-recommends redis-server" in dockerfile
