@@ -51,6 +51,7 @@ GOAL_PATHS: dict[str, list[tuple[str, str]]] = {
         ("performance/concurrency-limits", "Adaptive concurrency limits"),
     ],
     "Scale data": [
+        ("foundations/distributed-system-model", "Distributed system model"),
         ("distributed-data/consistent-hashing", "Consistent hashing"),
         ("distributed-data/sharding", "Sharding"),
         ("distributed-data/replication-sync-async", "Synchronous vs asynchronous replication"),

@@ -23,6 +23,12 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "caching/cache-aside": ("cache-aside-ex3-answer",),
+    "caching/cache-stampede-protection": ("cache-stampede-protection-ex3-answer",),
+    "caching/eviction-policies": ("eviction-policies-ex3-answer",),
+    "caching/multi-tier-cache-cdn": ("multi-tier-cache-cdn-ex3-answer",),
+    "caching/ttl-expiry": ("ttl-expiry-ex3-answer",),
+    "caching/write-through-write-behind": ("write-through-write-behind-ex3-answer",),
     "foundations/distributed-system-model": ("distributed-system-model-ex3-answer",),
     "foundations/queueing-basics": ("fanout-answer", "fast-or-pooled-answer"),
     "resilience/backpressure": ("backpressure-ex3-answer",),

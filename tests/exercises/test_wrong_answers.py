@@ -34,6 +34,248 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "caching/ttl-expiry": [
+        Wrong({f"{(TTL := 'ttl-expiry')}-ex1-answer": (
+                   ("self._entries[key] = (value, now + self.ttl_s)",
+                    "self._entries[key] = (value, expires_at + self.ttl_s)"),),
+               f"{TTL}-ex2-answer": "import math\nttl_s = -math.log(1 - 0.02) / 0.002",
+               f"{TTL}-ex3-answer": "page_hit_ratio = 1 / (1 + 0.2 * 60)\n"
+                                    "stale_share = 1 - (1 - 2.718281828459045 ** -0.1) / 0.1"},
+              {f"{TTL}-ex1-tests": "it must move to now + ttl_s",
+               f"{TTL}-ex2-tests": "not the largest",
+               f"{TTL}-ex3-tests": "that is the share of reads that miss"},
+              hides=("0.923", "0.0483")),
+        Wrong({f"{TTL}-ex1-answer": (("if now >= expires_at:", "if now > expires_at:"),),
+               f"{TTL}-ex2-answer": "ttl_s = 120.0",
+               f"{TTL}-ex3-answer": "page_hit_ratio = 0.2 * 60 / (1 + 0.2 * 60)\n"
+                                    "stale_share = 1 - 2.718281828459045 ** -0.1"},
+              {f"{TTL}-ex1-tests": "compare with now >= expires_at, not >",
+               f"{TTL}-ex2-tests": "over the 2 % budget: the TTL is too long",
+               f"{TTL}-ex3-tests": "the chance that an entry is stale at the end of its life"},
+              hides=("0.0483",)),
+        Wrong({f"{TTL}-ex1-answer": (("            del self._entries[key]\n", ""),),
+               f"{TTL}-ex3-answer": "page_hit_ratio = 0.2 * 1 / (1 + 0.2 * 1)\n"
+                                    "stale_share = 60 / 600 / 2"},
+              {f"{TTL}-ex1-tests": "the expired entry was left in self._entries",
+               f"{TTL}-ex3-tests": "units: the TTL went in as 1 (minute)"},
+              hides=("0.923", "0.0483")),
+        Wrong({f"{TTL}-ex3-answer": "page_hit_ratio = 0.2 * 60 / (1 + 0.2 * 60)\n"
+                                    "stale_share = page_hit_ratio * "
+                                    "(1 - (1 - 2.718281828459045 ** -0.1) / 0.1)"},
+              {f"{TTL}-ex3-tests": "the stale share of all reads, misses included"},
+              hides=("0.923", "0.0483")),
+    ],
+    "caching/write-through-write-behind": [
+        Wrong({(WTWB := "write-through-write-behind") + "-ex1-answer": (
+                   ("del self.pending[: len(batch)]", "self.pending.clear()"),),
+               f"{WTWB}-ex2-answer": "chosen_flush_s = 5.0",
+               f"{WTWB}-ex3-answer": "unflushed_writes = 400 * 2\n"
+                                     "tuned_dirty_pages = 2000 * 10"},
+              {f"{WTWB}-ex1-tests": "pending was cleared entirely",
+               f"{WTWB}-ex2-tests": "the interval is too long",
+               f"{WTWB}-ex3-tests": "each write waited a whole flush interval"},
+              hides=("440", "22000", "2.47")),
+        Wrong({f"{WTWB}-ex1-answer": (("batch = self.pending[: self.max_batch]",
+                                       "batch = list(dict(self.pending).items())"
+                                       "[: self.max_batch]"),),
+               f"{WTWB}-ex2-answer": "chosen_flush_s = 1.25",
+               f"{WTWB}-ex3-answer": "unflushed_writes = 400 * (2 / 2 + 0.1)\n"
+                                     "tuned_dirty_pages = 2000 * 10"},
+              {f"{WTWB}-ex1-tests": "the batch was coalesced",
+               f"{WTWB}-ex2-tests": "the budget allows a longer F",
+               f"{WTWB}-ex3-tests": "the wait for the flusher's next wake-up is missing"},
+              hides=("440", "22000", "2.47")),
+        Wrong({f"{WTWB}-ex1-answer": (("batch = self.pending[: self.max_batch]",
+                                       "batch = self.pending[::-1][: self.max_batch]"),),
+               f"{WTWB}-ex3-answer": "unflushed_writes = 400 * 1.0\n"
+                                     "tuned_dirty_pages = 2000 * (10 + 2 / 2)"},
+              {f"{WTWB}-ex1-tests": "newest first",
+               f"{WTWB}-ex3-tests": "the flush's own duration is missing"},
+              hides=("440", "22000")),
+        Wrong({f"{WTWB}-ex2-answer": "chosen_flush_s = 2.0",
+               f"{WTWB}-ex3-answer": "unflushed_writes = 400 * (2 / 2 + 0.1)\n"
+                                     "tuned_dirty_pages = 2000 * (1000 + 200 / 2)"},
+              {f"{WTWB}-ex2-tests": "the budget allows a longer F",
+               f"{WTWB}-ex3-tests": "units: the sysctls are in centiseconds"},
+              hides=("440", "22000", "2.47")),
+        Wrong({f"{WTWB}-ex2-answer": "chosen_flush_s = 2.6",
+               f"{WTWB}-ex3-answer": "unflushed_writes = 400 * (2 / 2 + 0.1)\n"
+                                     "tuned_dirty_pages = 2000 * (10 + 2)"},
+              {f"{WTWB}-ex2-tests": "the interval is too long",
+               f"{WTWB}-ex3-tests": "the worst case"},
+              hides=("440", "22000", "2.47")),
+    ],
+    "caching/cache-stampede-protection": [
+        Wrong({"cache-stampede-protection-ex1-answer": (
+                   ("        if key in self.waiting:\n"
+                    "            self.waiting[key].append(callback)\n            return\n", ""),),
+               "cache-stampede-protection-ex2-answer": "beta = 0.5",
+               "cache-stampede-protection-ex3-answer": "import math\nduplicates = 500 * 80\n"
+                                                       "with_per_process_locks = 1.0"},
+              {"cache-stampede-protection-ex1-tests": "every caller started its own computation",
+               "cache-stampede-protection-ex2-tests": "β is too small",
+               "cache-stampede-protection-ex3-tests": "units: 80 ms is 0.08 s"},
+              hides=("23.1", "40.0")),
+        Wrong({"cache-stampede-protection-ex1-answer": (
+                   ("        self.waiting[key] = [callback]\n        self.fetches += 1\n"
+                    "        self.fetch(key, lambda value: self._deliver(key, value))",
+                    "        self.fetches += 1\n"
+                    "        self.fetch(key, lambda value: self._deliver(key, value))\n"
+                    "        self.waiting.setdefault(key, []).append(callback)"),),
+               "cache-stampede-protection-ex2-answer": "beta = 3.0",
+               "cache-stampede-protection-ex3-answer": "import math\nduplicates = 500 / 0.08\n"
+                                                       "with_per_process_locks = 41.0"},
+              {"cache-stampede-protection-ex1-tests": "put [callback] in self.waiting before",
+               "cache-stampede-protection-ex2-tests": "β is too large",
+               "cache-stampede-protection-ex3-tests": "an inverted ratio"},
+              hides=("23.1", "40.0")),
+        Wrong({"cache-stampede-protection-ex3-answer": "import math\nduplicates = 41\n"
+                                                       "with_per_process_locks = 32.0"},
+              {"cache-stampede-protection-ex3-tests": "counts the first recomputation too"},
+              hides=("23.1",)),
+        Wrong({"cache-stampede-protection-ex3-answer": "import math\nduplicates = 500 * 0.08\n"
+                                                       "with_per_process_locks = 32.0"},
+              {"cache-stampede-protection-ex3-tests": "assumes every server gets a read"},
+              hides=("23.1",)),
+        Wrong({"cache-stampede-protection-ex3-answer": "import math\nduplicates = 500 * 0.08\n"
+                                                       "with_per_process_locks = 500 * 0.08 / 32"},
+              {"cache-stampede-protection-ex3-tests": "how many reads each server gets"},
+              hides=("23.1",)),
+        Wrong({"cache-stampede-protection-ex3-answer": "import math\nduplicates = 500 * 0.08\n"
+                                                       "with_per_process_locks = 41.0"},
+              {"cache-stampede-protection-ex3-tests": "the herd with no lock at all"},
+              hides=("23.1",)),
+    ],
+    "caching/eviction-policies": [
+        Wrong({(EP := "eviction-policies") + "-ex1-answer": (
+                   ("            self.ring[key] = False\n            self.ring.move_to_end(key)",
+                    "            return key"),),
+               f"{EP}-ex2-answer": "capacity = 200",
+               f"{EP}-ex3-answer": (("perfect_lfu_hit_ratio = 0.40 + 0.25",
+                                     "perfect_lfu_hit_ratio = 1 - (0.40 + 0.25)"),)},
+              {f"{EP}-ex1-tests": "behaves exactly like FIFO",
+               f"{EP}-ex2-tests": "Sized from LRU's curve or from the top-C share",
+               f"{EP}-ex3-tests": "that is the miss ratio"},
+              hides=("0.65", "0.632", "260")),
+        Wrong({f"{EP}-ex1-answer": (("        self.ring[key] = True\n",
+                                     "        self.ring[key] = False\n"
+                                     "        self.ring.move_to_end(key)\n"),),
+               f"{EP}-ex2-answer": "capacity = 1000",
+               f"{EP}-ex3-answer": (("lru_hit_probability = 1 - math.exp(-0.40 * 2.5)",
+                                     "lru_hit_probability = math.exp(-0.40 * 2.5)"),)},
+              {f"{EP}-ex1-tests": "behaves exactly like LRU",
+               f"{EP}-ex2-tests": "not the smallest",
+               f"{EP}-ex3-tests": "had no request in the last T_C"},
+              hides=("0.65", "0.632", "260")),
+        Wrong({f"{EP}-ex1-answer": (("self.ring[key] = False\n\n    def _used",
+                                     "self.ring[key] = True\n\n    def _used"),),
+               f"{EP}-ex2-answer": "capacity = 80",
+               f"{EP}-ex3-answer": (("fifo_hit_probability = 0.40 * 2.5 / (1 + 0.40 * 2.5)",
+                                     "fifo_hit_probability = 1 - math.exp(-0.40 * 2.5)"),)},
+              {f"{EP}-ex1-tests": "hits on the trace a a b c d a",
+               f"{EP}-ex2-tests": "too small",
+               f"{EP}-ex3-tests": "that is LRU's hit probability"},
+              hides=("0.65", "260")),
+    ],
+    "caching/cache-aside": [
+        Wrong({(CA := "cache-aside") + "-ex1-answer": (
+                   ("        self.save_many(items)\n        for key in items:\n"
+                    "            self.invalidate(key)",
+                    "        for key in items:\n            self.invalidate(key)\n"
+                    "        self.save_many(items)"),),
+               f"{CA}-ex2-answer": "chosen_capacity = 500",
+               f"{CA}-ex3-answer": "db_qps = 0.96 * 24_000\n"
+                                   "mean_latency_ms = 0.96 * 0.4 + 0.04 * 12\n"
+                                   "hit_ratio_needed = 1 - 600 / 24_000"},
+              {f"{CA}-ex1-tests": "invalidated before the database held its new value",
+               f"{CA}-ex2-tests": "the cache is too small",
+               f"{CA}-ex3-tests": "that is the hits, the reads the cache answers"},
+              hides=("960", "0.864", "0.975", "900")),
+        Wrong({f"{CA}-ex1-answer": (("            self.invalidate(key)",
+                                     "            self.cache.put(key, (items[key], "
+                                     "float('inf')))"),),
+               f"{CA}-ex2-answer": "chosen_capacity = 1500",
+               f"{CA}-ex3-answer": "db_qps = 0.04 * 24_000\n"
+                                   "mean_latency_ms = 0.04 * 0.4 + 0.96 * 12\n"
+                                   "hit_ratio_needed = 1 - 600 / 24_000"},
+              {f"{CA}-ex1-tests": "a write must delete the entry, not update it",
+               f"{CA}-ex2-tests": "but so do 1400: not the smallest",
+               f"{CA}-ex3-tests": "the two weights are swapped"},
+              hides=("960", "0.864", "0.975", "900")),
+        Wrong({f"{CA}-ex1-answer": (("self.invalidate(key)", "self.cache.delete(key)"),),
+               f"{CA}-ex2-answer": "import numpy as np\nchosen_capacity = np.int64(900)",
+               f"{CA}-ex3-answer": "db_qps = 0.04 * 24_000\n"
+                                   "mean_latency_ms = 0.96 * 0.4 + 0.04 * 12\n"
+                                   "hit_ratio_needed = 600 / 24_000"},
+              {f"{CA}-ex1-tests": "lease survived set_many",
+               f"{CA}-ex3-tests": "the miss ratio the target allows"},
+              hides=("960", "0.864", "0.975")),
+        Wrong({f"{CA}-ex1-answer": (("        self.save_many(items)\n        for key in items:\n"
+                                     "            self.invalidate(key)",
+                                     "        for key, value in items.items():\n"
+                                     "            self.save_many({key: value})\n"
+                                     "            self.invalidate(key)"),),
+               f"{CA}-ex2-answer": "chosen_capacity = 800",
+               f"{CA}-ex3-answer": "db_qps = 0.04 * 24_000\n"
+                                   "mean_latency_ms = 0.96 * 0.4\n"
+                                   "hit_ratio_needed = 1 - 600 / 24_000"},
+              {f"{CA}-ex1-tests": "one transaction per key",
+               f"{CA}-ex2-tests": "with seed 2 p99 is",
+               f"{CA}-ex3-tests": "only the hits counted"},
+              hides=("960", "0.864", "0.975", "900")),
+        Wrong({f"{CA}-ex1-answer": (("        self.save_many(items)\n        for key in items:\n"
+                                     "            self.invalidate(key)",
+                                     "        for key, value in items.items():\n"
+                                     "            self.set(key, value)"),),
+               f"{CA}-ex2-answer": "chosen_capacity = 900.0",
+               f"{CA}-ex3-answer": "db_qps = 0.04\n"
+                                   "mean_latency_ms = 0.96 * 0.4 + 0.04 * 12\n"
+                                   "hit_ratio_needed = 1 - 600 / 24_000"},
+              {f"{CA}-ex1-tests": "written row by row or not at all",
+               f"{CA}-ex2-tests": "a multiple of 100",
+               f"{CA}-ex3-tests": "a share of the reads, not reads per second"},
+              hides=("960", "0.864", "0.975")),
+    ],
+    "caching/multi-tier-cache-cdn": [
+        Wrong({(MT := "multi-tier-cache-cdn") + "-ex1-answer": (
+                   ("        if level == len(self.tiers):\n            self.tiers[-1].put(key, "
+                    "value)\n        elif level > 0:\n            self.tiers[level - 1].put(key, "
+                    "value)",
+                    "        for tier in self.tiers[:level]:\n            tier.put(key, value)"),),
+               f"{MT}-ex2-answer": "edge_capacity = 500",
+               f"{MT}-ex3-answer": "origin_rps = 20_000 * (1 - 0.7) * 0.6\n"
+                                   "shield_hit_needed = 1 - 1_000 / 20_000"},
+              {f"{MT}-ex1-tests": "that is the inclusive fill of the lesson",
+               f"{MT}-ex2-tests": "the edges are too small",
+               f"{MT}-ex3-tests": "the shield's hit ratio used where its miss ratio belongs"},
+              hides=("2400", "0.833")),
+        Wrong({f"{MT}-ex1-answer": (("self.tiers[-1].put(key, value)",
+                                     "self.tiers[0].put(key, value)"),),
+               f"{MT}-ex2-answer": "edge_capacity = 2_000",
+               f"{MT}-ex3-answer": "origin_rps = 20_000 * (1 - 0.7)\n"
+                                   "shield_hit_needed = 1_000 / (20_000 * (1 - 0.7))"},
+              {f"{MT}-ex1-tests": "the origin's answer went into the first tier",
+               f"{MT}-ex2-tests": "over the 10,000-entry budget",
+               f"{MT}-ex3-tests": "that is what reaches the shield"},
+              hides=("2400", "0.833")),
+        Wrong({f"{MT}-ex1-answer": (("self.tiers[level - 1].put(key, value)",
+                                     "self.tiers[level].put(key, value)"),),
+               f"{MT}-ex2-answer": "import numpy as np\nedge_capacity = np.int64(1_250)",
+               f"{MT}-ex3-answer": "origin_rps = 20_000 * (1 - 0.7 - 0.6)\n"
+                                   "shield_hit_needed = 0.95"},
+              {f"{MT}-ex1-tests": "must copy the object one tier up",
+               f"{MT}-ex2-tests": "not the smallest within 10 %",
+               f"{MT}-ex3-tests": "the miss ratios were added"},
+              hides=("2400", "0.833")),
+        Wrong({f"{MT}-ex3-answer": "origin_rps = 20_000 * (1 - 0.7) * (1 - 0.6)\n"
+                                   "shield_hit_needed = 1_000 / (20_000 * (1 - 0.7))"},
+              {f"{MT}-ex3-tests": "that is the miss ratio the shield may have"},
+              hides=("0.833",)),
+        Wrong({f"{MT}-ex3-answer": "origin_rps = 20_000 * (1 - 0.7) * (1 - 0.6)\n"
+                                   "shield_hit_needed = 1 - 1_000 / 20_000"},
+              {f"{MT}-ex3-tests": "the edges were forgotten"},
+              hides=("0.833",)),
+    ],
     "resilience/circuit-breaker": [
         Wrong({f"{CB}-ex1-answer": (("min(2 * self.sleep_window_s, self.max_sleep_s)",
                                      "2 * self.sleep_window_s"),),

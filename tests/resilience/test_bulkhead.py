@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from concurrently import run_concurrently
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,16 +130,11 @@ def test_production_bulkhead_counts_add_up_across_threads() -> None:
         with guard:
             inside[0] -= 1
 
-    def caller() -> None:
+    def caller(_: int) -> None:
         for _ in range(100):
             bulkhead.call(work, fallback=lambda: None)
 
-    threads = [threading.Thread(target=caller, daemon=True) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert not any(thread.is_alive() for thread in threads)
+    run_concurrently(caller, range(8))
     numbers = bulkhead.snapshot()
     assert numbers["admitted"] + numbers["rejected"] == 800
     assert numbers["successes"] == numbers["admitted"] == bulkhead.metrics.observed("call_seconds")

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from concurrently import run_concurrently
 
 from patterns.resilience.failover import (
     FailoverConfig,
@@ -141,13 +142,7 @@ def test_production_manager_is_consistent_under_threads() -> None:
                 m.heartbeat(name)
             m.tick()
 
-    threads = [threading.Thread(target=beats, args=(n, u), daemon=True)
-               for n, u in (("a", 0.5), ("b", 1.0), ("c", 9.0))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
-    assert not any(t.is_alive() for t in threads)
+    run_concurrently(lambda member: beats(*member), [("a", 0.5), ("b", 1.0), ("c", 9.0)])
     now[0] = 3.0
     m.heartbeat("c")
     m.tick()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import random
 import statistics
-import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from concurrently import run_concurrently
 
 from patterns.resilience.failure_detection import (
     DetectorConfig,
@@ -178,12 +178,7 @@ def test_registry_counts_add_up_under_concurrent_heartbeats():
             registry.heartbeat(member)
             registry.check()
 
-    threads = [threading.Thread(target=beat, args=(m,), daemon=True) for m in members]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert not any(thread.is_alive() for thread in threads)
+    run_concurrently(beat, members)
     assert registry.metrics.counts["heartbeats"] == 8000
     assert registry.metrics.observed("heartbeat_interval_seconds") == 8000 - len(members)
 
