@@ -27,12 +27,11 @@ import simpy
 from patterns.caching.cache_aside import CacheAside
 from patterns.caching.eviction_policies import LRUCache
 from patterns.checks import check_choice, check_int, check_non_negative, check_positive
-from simulations.caches import replay
+from simulations.caches import read_latencies, replay
 from simulations.clients import RequestSource
 from simulations.distributions import Distribution, LogNormal, quantile
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
-from simulations.fastpath import fifo_queue, service_stream
 from simulations.metrics import per_bin, rate_over_time
 from simulations.records import RequestLog
 from simulations.servers import ServerPool
@@ -183,15 +182,7 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None,
     times = PoissonArrivals(s.arrival_rate).times(rng, n=s.requests)
     keys = zipf.sample(rng, s.requests)
     hit = cache_hits(s, times, keys)
-    at_db = times[~hit] + s.t_cache_s
-    draws = service_stream(s.db, rng)
-    services = np.fromiter(draws, float, count=len(at_db))
-    if s.db_workers is None:
-        db_time = services
-    else:
-        db_time = fifo_queue(at_db, services, s.db_workers).latency
-    latency = np.full(s.requests, s.t_cache_s)
-    latency[~hit] += db_time
+    latency = read_latencies(times, hit, s.t_cache_s, s.db, s.db_workers, rng)
     return Run(s, times, keys, hit, latency)
 
 

@@ -29,9 +29,8 @@ from patterns.caching.eviction_policies import (
     WTinyLFUCache,
 )
 from patterns.checks import check_choice, check_int, check_non_negative
-from simulations.caches import replay
+from simulations.caches import read_latencies, replay
 from simulations.distributions import Distribution, LogNormal
-from simulations.fastpath import fifo_queue, service_stream
 from simulations.theory import che_hit_ratio
 from simulations.workloads import PoissonArrivals, ZipfKeys
 
@@ -131,11 +130,9 @@ def read_latency(hits: np.ndarray, arrival_rate: float = 1000.0, db: Distributio
     rng = np.random.default_rng(seed)
     db = LogNormal(0.005, 1.0) if db is None else db
     times = PoissonArrivals(arrival_rate).times(rng, n=len(hits))
+    latency = read_latencies(times, hits, t_cache_s, db, check_int("db_workers", db_workers, 1),
+                             rng)
     misses = ~np.asarray(hits, dtype=bool)
-    services = np.fromiter(service_stream(db, rng), float, count=int(misses.sum()))
-    latency = np.full(len(hits), t_cache_s)
-    latency[misses] += fifo_queue(times[misses] + t_cache_s, services,
-                                  check_int("db_workers", db_workers, 1)).latency
     return {"db_load_rps": float(misses.sum() / (times[-1] - times[0])),
             "mean_latency_ms": 1e3 * float(latency.mean()),
             "p99_latency_ms": 1e3 * float(np.percentile(latency, 99))}

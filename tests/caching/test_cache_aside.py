@@ -20,7 +20,6 @@ from patterns.caching.cache_aside import (
     RedisStore,
 )
 from patterns.caching.eviction_policies import LRUCache
-from simulations import redis_server
 from simulations.caches import replay
 from simulations.caching import cache_aside as study
 from simulations.workloads import ZipfKeys
@@ -200,15 +199,6 @@ def test_production_counts_add_up_under_threads_and_leases_hold():
 
 
 # ---------------------------------------------------------------- a real Redis and SQLite
-
-@pytest.fixture(scope="module")
-def redis_client():
-    reason = redis_server.unavailable()
-    if reason:
-        pytest.skip(reason)
-    with redis_server.RedisServer() as server:
-        yield server.client()
-
 
 def sqlite_table():
     db = sqlite3.connect(":memory:")

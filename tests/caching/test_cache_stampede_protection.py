@@ -38,7 +38,6 @@ from patterns.caching.cache_stampede_protection import (
     StampedeConfig,
     xfetch,
 )
-from simulations import redis_server
 from simulations.caching import cache_stampede_protection as study
 from simulations.caching.cache_stampede_protection import Scenario, simulate, summary
 
@@ -300,15 +299,6 @@ def test_sweep_gives_intervals_per_grid_point():
 
 
 # ---------------------------------------------------------------- Redis
-
-
-@pytest.fixture(scope="module")
-def redis_client():
-    reason = redis_server.unavailable()
-    if reason:
-        pytest.skip(f"Redis not available here ({reason})")
-    with redis_server.RedisServer() as server:
-        yield server.client()
 
 
 def test_redis_lock_is_shared_by_every_process_and_released_only_by_its_holder(redis_client):
