@@ -30,8 +30,8 @@ API map (all re-exported here):
 - faults: ``FaultWindow`` (error / hang / slow in [start, end)), ``FaultSchedule``
 - metrics: ``summarize``, ``latency_percentiles``, ``utilisation``, ``occupancy``,
   ``time_average``, ``queue_length_over_time``, ``number_in_system_over_time``,
-  ``drop_warmup``, ``confidence_interval``, ``t_quantile``, ``per_bin``, ``rate_over_time``,
-  ``latency_over_time``, ``goodput_over_time``
+  ``drop_warmup``, ``confidence_interval``, ``t_quantile``, ``per_bin``, ``percentile_of``,
+  ``rate_over_time``, ``latency_over_time``, ``goodput_over_time``
 - experiments: ``replicate``, ``sweep`` (grid x seeded replications -> list of dict rows),
   ``aggregate`` (mean and t-interval per group), ``column``
 - theory: closed forms (M/M/1, Erlang C, Pollaczek–Khinchine, M/M/1/K, Kingman, Little, fan-out;
@@ -99,6 +99,7 @@ from simulations.metrics import (
     number_in_system_over_time,
     occupancy,
     per_bin,
+    percentile_of,
     queue_length_over_time,
     rate_over_time,
     summarize,
@@ -126,7 +127,7 @@ __all__ = [
     "TimeVaryingArrivals", "ZipfKeys",
     "aggregate", "column", "confidence_interval", "drop_warmup", "goodput_over_time",
     "latency_over_time", "latency_percentiles", "make_distribution",
-    "number_in_system_over_time", "occupancy", "per_bin", "queue_length_over_time",
+    "number_in_system_over_time", "occupancy", "per_bin", "percentile_of", "queue_length_over_time",
     "rate_over_time", "replicate", "summarize", "sweep", "t_quantile", "time_average",
     "utilisation",
 ]

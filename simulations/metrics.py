@@ -240,6 +240,12 @@ def _bin_edges(bin_s: float, start_s: float, end_s: float) -> np.ndarray:
     return np.append(edges, end) if end - edges[-1] > bin_s * 1e-9 else np.append(edges[:-1], end)
 
 
+def percentile_of(percentile: float) -> Callable[[np.ndarray], float]:
+    """The statistic "the ``percentile``-th percentile of these values", for :func:`per_bin`."""
+    q = check_range("percentile", percentile, 0.0, 100.0)
+    return lambda values: float(np.percentile(values, q))
+
+
 def per_bin(
     times: np.ndarray,
     values: np.ndarray,
@@ -279,10 +285,9 @@ def latency_over_time(
     table: RequestTable, bin_s: float, start_s: float, end_s: float, percentile: float = 99.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``percentile`` of OK latency among requests arriving in each time bin (s)."""
-    q = check_range("percentile", percentile, 0.0, 100.0)
     ok = table.has(Outcome.OK)
     return per_bin(table.arrival[ok], table.latency[ok], bin_s, start_s, end_s,
-                   lambda v: float(np.percentile(v, q)))
+                   percentile_of(percentile))
 
 
 def goodput_over_time(

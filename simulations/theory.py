@@ -5,7 +5,9 @@ whoever finds every teller busy waits in one line. Queueing theory predicts, wit
 how long that line is on average, how often somebody waits at all, and how long the unlucky few
 wait. The formulas below are the standard ones (Harchol-Balter, *Performance Modeling and Design
 of Computer Systems*, 2013; Kingman 1961 for the G/G/1 approximation; Little 1961 for L = λW).
-A cache is a queue of another kind: the last section holds Che's approximation of its hit ratio.
+Then come staffing (Erlang C and the square-root rule of Halfin & Whitt 1981), load balancing (the
+supermarket model of Mitzenmacher 2001) and operational bounds (Denning & Buzen 1978). A cache is
+a queue of another kind: the last section holds Che's approximation of its hit ratio.
 
 Notation: ``arrival_rate`` λ (customers per second), ``service_rate`` μ (per server), ``servers``
 c, load ρ = λ/(cμ). "Wait" is the time in the queue before service starts; "response" is wait plus
@@ -355,6 +357,122 @@ def fanout_tail(slow_probability: float, fanout: int) -> float:
     check_probability("slow_probability", slow_probability)
     check_int("fanout", fanout, 1)
     return -math.expm1(fanout * math.log1p(-slow_probability)) if slow_probability < 1 else 1.0
+
+
+# --- Staffing, balancing and operational bounds ------------------------------------------------
+
+
+def min_servers(arrival_rate: float, service_rate: float, max_wait_probability: float) -> int:
+    """The fewest servers c for which an M/M/c arrival waits with probability at most the target.
+
+    Searches c upward from the smallest stable count, ⌊λ/μ⌋ + 1, with :func:`erlang_c`.
+    """
+    check_positive("arrival_rate", arrival_rate)
+    check_positive("service_rate", service_rate)
+    check_range("max_wait_probability", max_wait_probability, 0.0, 1.0, low_open=True)
+    servers = math.floor(arrival_rate / service_rate) + 1
+    while erlang_c(arrival_rate, service_rate, servers) > max_wait_probability:
+        servers += 1
+    return servers
+
+
+def square_root_staffing(offered_load: float, beta: float) -> int:
+    """Square-root staffing c = ⌈R + β√R⌉ for offered load R = λ/μ (Halfin & Whitt 1981).
+
+    With this many servers the probability of waiting tends to
+    :func:`halfin_whitt_wait_probability` (β) as R grows: the spare capacity a target needs grows
+    like √R, not like R.
+    """
+    check_positive("offered_load", offered_load)
+    check_positive("beta", beta)
+    return math.ceil(offered_load + beta * math.sqrt(offered_load))
+
+
+def halfin_whitt_wait_probability(beta: float) -> float:
+    """The Halfin–Whitt limit of Erlang C, 1 / (1 + β·Φ(β)/φ(β)), for c = R + β√R servers."""
+    check_positive("beta", beta)
+    normal_cdf = 0.5 * (1.0 + math.erf(beta / math.sqrt(2.0)))
+    normal_pdf = math.exp(-0.5 * beta * beta) / math.sqrt(2.0 * math.pi)
+    return 1.0 / (1.0 + beta * normal_cdf / normal_pdf)
+
+
+def supermarket_tail(load: float, length: int, choices: int = 2) -> float:
+    """Fraction of queues holding at least ``length`` requests when each request joins the
+    shortest of ``choices`` queues picked at random: λ^((dⁱ − 1)/(d − 1)), and λⁱ for d = 1.
+
+    The many-server limit of n exponential servers at load λ each (Mitzenmacher, IEEE TPDS
+    12(10), 2001); d = 1 is random assignment, i.e. n independent M/M/1 queues.
+    """
+    check_range("load", load, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("length", length, 0)
+    check_int("choices", choices, 1)
+    if choices == 1:
+        return load**length
+    return load ** ((choices**length - 1) / (choices - 1))
+
+
+def supermarket_mean_response(load: float, choices: int = 2, service_rate: float = 1.0) -> float:
+    """Mean response time in the supermarket model: Σᵢ≥₁ sᵢ requests per queue over λ (Little).
+
+    sᵢ is :func:`supermarket_tail`; for d = 1 this is the M/M/1 1/(μ − λ).
+    """
+    check_positive("service_rate", service_rate)
+    check_int("choices", choices, 1)
+    total, length = 0.0, 1
+    while (tail := supermarket_tail(load, length, choices)) > 1e-15 * max(total, 1e-300):
+        total += tail
+        length += 1
+    return total / (load * service_rate)
+
+
+def max_load_estimate(bins: int, choices: int) -> float:
+    """Leading term of the fullest bin's load when n balls go into n bins: ln n / ln ln n for one
+    random choice, ln ln n / ln d for the least loaded of d ≥ 2 (Azar, Broder, Karlin & Upfal,
+    SIAM J. Comput. 1999). Both hold up to an additive O(1), so compare growth, not values.
+    """
+    check_int("bins", bins, 3)
+    check_int("choices", choices, 1)
+    if choices == 1:
+        return math.log(bins) / math.log(math.log(bins))
+    return math.log(math.log(bins)) / math.log(choices)
+
+
+def _check_demands(total_demand: float, bottleneck_demand: float, think_time: float) -> None:
+    check_positive("total_demand", total_demand)
+    check_range("bottleneck_demand", bottleneck_demand, 0.0, total_demand, low_open=True)
+    check_non_negative("think_time", think_time)
+
+
+def throughput_bound(
+    population: float, total_demand: float, bottleneck_demand: float, think_time: float = 0.0
+) -> float:
+    """Operational bound X(N) ≤ min(N / (D + Z), 1 / D_max) on a closed system's throughput.
+
+    N requests in flight (or users), D the total service demand of one request, D_max the
+    busiest resource's demand, Z the think time (Denning & Buzen, ACM Computing Surveys 10(3),
+    1978).
+    """
+    check_positive("population", population)
+    _check_demands(total_demand, bottleneck_demand, think_time)
+    return min(population / (total_demand + think_time), 1.0 / bottleneck_demand)
+
+
+def response_bound(
+    population: float, total_demand: float, bottleneck_demand: float, think_time: float = 0.0
+) -> float:
+    """The matching lower bound on response time, R(N) ≥ max(D, N·D_max − Z)."""
+    check_positive("population", population)
+    _check_demands(total_demand, bottleneck_demand, think_time)
+    return max(total_demand, population * bottleneck_demand - think_time)
+
+
+def knee_population(
+    total_demand: float, bottleneck_demand: float, think_time: float = 0.0
+) -> float:
+    """N* = (D + Z) / D_max, where the two throughput bounds meet: past it, more concurrency only
+    adds queueing."""
+    _check_demands(total_demand, bottleneck_demand, think_time)
+    return (total_demand + think_time) / bottleneck_demand
 
 
 # --- Caches under the independent-reference model -----------------------------------------------

@@ -30,7 +30,13 @@ from simulations.clients import RequestSource
 from simulations.distributions import Deterministic
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
-from simulations.metrics import latency_percentiles, occupancy, per_bin, rate_over_time
+from simulations.metrics import (
+    latency_percentiles,
+    occupancy,
+    per_bin,
+    percentile_of,
+    rate_over_time,
+)
 from simulations.records import RequestTable
 from simulations.servers import ServerPool
 from simulations.workloads import PoissonArrivals
@@ -335,7 +341,7 @@ def over_time(run: Run) -> dict[str, np.ndarray]:
     last = np.searchsorted(times, edges[1:], "left")  # ... and after each change inside it
     peak = np.array([states[a: b + 1].max() for a, b in zip(first, last, strict=True)])
     _, p99 = per_bin(run.reads.arrival, np.nan_to_num(run.reads.latency, nan=s.duration_s),
-                     s.bin_s, 0.0, s.duration_s, lambda v: float(np.percentile(v, 99)))
+                     s.bin_s, 0.0, s.duration_s, percentile_of(99))
     return {"time": mids, "db_qps": qps, "in_flight": peak, "p99_read_s": p99}
 
 

@@ -36,7 +36,7 @@ from simulations.clients import RequestSource
 from simulations.distributions import LogNormal
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as run_sweep
-from simulations.metrics import per_bin, rate_over_time
+from simulations.metrics import per_bin, percentile_of, rate_over_time
 from simulations.records import Outcome
 from simulations.servers import ServerPool
 from simulations.theory import che_hit_probabilities
@@ -349,7 +349,7 @@ def plot_dashboard(runs: Mapping[str, Timeline], bin_s: float = 1.0) -> list:
         panels["edge hit ratio"][name] = per_bin(run.arrival, (run.level == EDGE).astype(float),
                                                  bin_s, 0.0, end, np.mean)[1]
         panels["p99 latency (ms)"][name] = 1000 * per_bin(
-            run.arrival, run.latency_s, bin_s, 0.0, end, lambda v: float(np.percentile(v, 99)))[1]
+            run.arrival, run.latency_s, bin_s, 0.0, end, percentile_of(99))[1]
         change, busy = run.origin_busy
         index = np.searchsorted(change, times, side="right") - 1
         panels["busy origin workers"][name] = np.where(index >= 0, busy[np.maximum(index, 0)], 0)

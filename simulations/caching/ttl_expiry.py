@@ -31,7 +31,7 @@ from patterns.checks import check_int, check_non_negative, check_positive, check
 from simulations.distributions import Exponential
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as run_sweep
-from simulations.metrics import latency_percentiles, per_bin, rate_over_time
+from simulations.metrics import latency_percentiles, per_bin, percentile_of, rate_over_time
 from simulations.servers import ServerPool
 from simulations.workloads import PoissonArrivals, ZipfKeys
 
@@ -351,7 +351,7 @@ def timeline(run: Run, bin_s: float, start_s: float = 0.0,
            "stale_fraction": per_bin(run.times, run.stale, bin_s, start_s, end, np.mean)[1]}
     if run.latency is not None:
         out["p99_latency_s"] = per_bin(run.times, run.latency, bin_s, start_s, end,
-                                       lambda v: np.percentile(v, 99))[1]
+                                       percentile_of(99))[1]
     return out
 
 

@@ -50,6 +50,7 @@ from simulations.metrics import (
     latency_percentiles,
     occupancy,
     per_bin,
+    percentile_of,
     rate_over_time,
     time_average,
 )
@@ -341,7 +342,7 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
         done = ~np.isnan(mine.end)
         out["time_s"], out[f"{name}_p99_latency_s"] = per_bin(
             mine.end[done], mine.latency[done], bin_s, 0.0, end_s,
-            lambda v: float(np.percentile(v, 99)))
+            percentile_of(99))
         out[f"{name}_goodput_rps"] = goodput_over_time(mine, bin_s, 0.0, end_s,
                                                        slo_s=run.scenario.slo_s)[1]
         out[f"{name}_rejected_rps"] = rate_over_time(mine.end[mine.has(Outcome.REJECTED)],

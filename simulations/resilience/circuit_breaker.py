@@ -50,6 +50,7 @@ from simulations.metrics import (
     latency_percentiles,
     occupancy,
     per_bin,
+    percentile_of,
     rate_over_time,
     summarize,
     time_average,
@@ -279,7 +280,7 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
     r, end_s = run.requests, run.scenario.duration_s
     done = ~np.isnan(r.end)
     time_s, p99 = per_bin(r.end[done], r.latency[done], bin_s, 0.0, end_s,
-                          lambda v: float(np.percentile(v, 99)))
+                          percentile_of(99))
     edges = np.minimum(np.arange(len(time_s) + 1) * bin_s, end_s)
     held = occupancy(r.start, r.end)
     return {

@@ -41,7 +41,13 @@ from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, Exponential
 from simulations.experiments import aggregate
 from simulations.experiments import sweep as sweep_grid
-from simulations.metrics import goodput_over_time, latency_percentiles, per_bin, rate_over_time
+from simulations.metrics import (
+    goodput_over_time,
+    latency_percentiles,
+    per_bin,
+    percentile_of,
+    rate_over_time,
+)
 from simulations.records import Outcome, RequestLog, RequestTable
 from simulations.servers import DISCIPLINES, ServerPool
 from simulations.workloads import PoissonArrivals, TimeVaryingArrivals
@@ -254,7 +260,7 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
     time_s, offered = rate_over_time(r.arrival, bin_s, 0.0, end)
     critical = served.select(served.cls == CRITICAL)
     _, p99 = per_bin(critical.arrival, _waited(critical, end), bin_s, 0.0, end,
-                     lambda v: float(np.percentile(v, 99)))
+                     percentile_of(99))
     _, wait = per_bin(run.probe_time_s, run.estimated_wait_s, bin_s, 0.0, end, np.mean)
     edges = np.minimum(np.arange(len(time_s) + 1) * bin_s, end)
     return {

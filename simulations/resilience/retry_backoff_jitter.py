@@ -50,6 +50,7 @@ from simulations.metrics import (
     latency_percentiles,
     number_in_system_over_time,
     per_bin,
+    percentile_of,
     rate_over_time,
     summarize,
     time_average,
@@ -316,7 +317,7 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
     time_s, sent = rate_over_time(a.arrival, bin_s, 0.0, end_s)
     ok = r.has(Outcome.OK)
     _, p99 = per_bin(r.end[ok], r.latency[ok], bin_s, 0.0, end_s,
-                     lambda v: float(np.percentile(v, 99)))
+                     percentile_of(99))
     held = number_in_system_over_time(a)
     edges = np.minimum(np.arange(len(time_s) + 1) * bin_s, end_s)
     return {

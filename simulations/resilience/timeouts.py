@@ -41,7 +41,7 @@ from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, LogNormal, quantile, survival
 from simulations.fastpath import fifo_with_timeouts, service_stream
 from simulations.faults import FaultSchedule, FaultWindow
-from simulations.metrics import latency_percentiles, per_bin, rate_over_time
+from simulations.metrics import latency_percentiles, per_bin, percentile_of, rate_over_time
 from simulations.records import Outcome, RequestLog, RequestTable
 from simulations.servers import ServerPool
 from simulations.theory import fanout_tail
@@ -299,7 +299,7 @@ def timeline(run: Run, bin_s: float = 1.0) -> dict[str, np.ndarray]:
     end = s.duration_s
     stop = max(float(np.nanmax(r.end, initial=end)), end)
     latency = np.where(np.isnan(r.end), stop, r.end) - r.arrival
-    mids, p99 = per_bin(r.arrival, latency, bin_s, 0.0, end, lambda v: float(np.percentile(v, 99)))
+    mids, p99 = per_bin(r.arrival, latency, bin_s, 0.0, end, percentile_of(99))
     good = (r.outcome == Outcome.OK) & (latency <= s.slo_s)
     _, goodput = rate_over_time(r.end[good], bin_s, 0.0, end)
     timed_out = (a.outcome == Outcome.TIMEOUT).astype(float)

@@ -1,0 +1,1 @@
+"""The performance lessons' studies: each lesson's scenario, simulation, closed forms and plots."""
