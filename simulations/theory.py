@@ -544,3 +544,42 @@ def che_hit_ratio(
     """The cache's hit ratio h = Σᵢ pᵢ·hᵢ under the independent-reference model."""
     p = _popularity(probabilities)
     return float(p @ che_hit_probabilities(p, capacity, policy))
+
+
+# --- Hedged requests ---------------------------------------------------------------------------
+
+
+def hedged_survival(survival: Callable[[float], float], t: float, delay_s: float) -> float:
+    """P(L > t) for a request hedged after ``delay_s`` (Dean & Barroso's hedged request).
+
+    The first copy takes T₁; if it has not answered by d, a second copy goes to another replica
+    and takes T₂; L = T₁ if T₁ ≤ d, else min(T₁, d + T₂). With T₁, T₂ independent with survival S
+    and no queueing: P(L > t) = S(t) for t < d and S(t)·S(t − d) beyond. ``delay_s`` = inf: no
+    hedging. The extra load is P(T₁ > d) = S(d) copies per request.
+    """
+    delay = check_range("delay_s", delay_s, 0.0, allow_inf=True)
+    tail = survival(t)
+    return tail if t < delay else tail * survival(t - delay)
+
+
+def hedged_percentile(
+    survival: Callable[[float], float],
+    quantile: float,
+    delay_s: float,
+    fanout: int = 1,
+    scale: float = 1.0,
+) -> float:
+    """The ``quantile`` of a request that waits for ``fanout`` independent hedged reads.
+
+    P(request > t) = 1 − (1 − P(L > t))^N (the slowest of N, as in ``fanout_tail``), inverted by
+    bisection; ``scale`` is a first guess at the answer's size (seconds).
+    """
+    _check_quantile(quantile)
+    n = check_int("fanout", fanout, 1)
+    check_positive("scale", scale)
+
+    def request_survival(t: float) -> float:
+        tail = hedged_survival(survival, t, delay_s)
+        return 1.0 if tail >= 1.0 else -math.expm1(n * math.log1p(-tail))
+
+    return _invert_survival(request_survival, quantile, scale)

@@ -34,6 +34,246 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "performance/auto-scaling": [
+        Wrong({f"{(AS := 'auto-scaling')}-ex1-answer": (
+                   ("return math.ceil(current * ratio)", "return math.floor(current * ratio)"),),
+               f"{AS}-ex2-answer": "chosen = Scenario(policy='hpa', threshold=0.6, "
+                                   "provisioning_delay_s=300)",
+               f"{AS}-ex3-answer": "backlog = 1200 * 90\nreplicas_for_beta = 48"},
+              {f"{AS}-ex1-tests": "rounded down: the HPA rounds up",
+               f"{AS}-ex2-tests": "capacity arrives too late",
+               f"{AS}-ex3-tests": "that is λ·D, every request of the delay"},
+              hides=("18000",)),
+        Wrong({f"{AS}-ex1-answer": (
+                   ("if ratio > 1 + self.up_tolerance or ratio < 1 - self.down_tolerance:",
+                    "if abs(ratio - 1) > self.down_tolerance:"),),
+               f"{AS}-ex2-answer": "chosen = Scenario(policy='hpa', threshold=0.5, "
+                                   "provisioning_delay_s=300)",
+               f"{AS}-ex3-answer": "backlog = (1200 - 40 * 25) * 1.5\n"
+                                   "replicas_for_beta = math.ceil(48 + 1.5 * 48)"},
+              {f"{AS}-ex1-tests": "did you use one tolerance for both directions?",
+               f"{AS}-ex2-tests": "over the 900 budget",
+               f"{AS}-ex3-tests": "units: the delay went in as 1.5 (minutes)"},
+              hides=("18000", "59")),
+        Wrong({f"{AS}-ex3-answer": "backlog = (1200 - 40 * 25) * 90\n"
+                                   "replicas_for_beta = math.ceil(48 + 1.5 * math.sqrt(1200))"},
+              {f"{AS}-ex3-tests": "√λ instead of √R"},
+              hides=("59",)),
+    ],
+    "performance/concurrency-limits": [
+        Wrong({f"{(CL := 'concurrency-limits')}-ex1-answer": (
+                   ("(1 - self.rtt_min_s / rtt_s)", "(1 - rtt_s / self.rtt_min_s)"),),
+               f"{CL}-ex2-answer": "target = Scenario(slowdown_at_s=30.0, slow_factor=3.0)\n"
+                                   "chosen = replace(target, limit=15)",
+               f"{CL}-ex3-answer": "knee = 0.030 / 0.006\nmax_throughput = 1 / 0.006\n"
+                                   "latency_at_40 = max(0.030, 40 * 0.006 - 0.060)"},
+              {f"{CL}-ex1-tests": "not rtt_s / rtt_min_s",
+               f"{CL}-ex2-tests": "a fixed limit cannot follow it",
+               f"{CL}-ex3-tests": "the clients' think time is left out of the loop"},
+              hides=(CL_HIDES := ("166.6", "0.18 s", "= 15", "180.0", "180 ms", "0.1666",
+                                 "0.0667"))),
+        Wrong({f"{CL}-ex1-answer": (
+                   ("\n        self.limit = min(self.max_limit, max(self.min_limit, self.limit))",
+                    ""),),
+               f"{CL}-ex2-answer": "target = Scenario(slowdown_at_s=30.0, slow_factor=3.0)\n"
+                                   "chosen = replace(target, limit=12)",
+               f"{CL}-ex3-answer": "knee = (0.030 + 0.060) / 0.006\nmax_throughput = 1 / 0.030\n"
+                                   "latency_at_40 = max(0.030, 40 * 0.006 - 0.060)"},
+              {f"{CL}-ex1-tests": "went past max_limit",
+               f"{CL}-ex2-tests": "the limit sits below the knee",
+               f"{CL}-ex3-tests": "the rate of one client with no think time"},
+              hides=CL_HIDES),
+        Wrong({f"{CL}-ex1-answer": (("self.limit /= 2", "self.limit *= 0.9"),),
+               f"{CL}-ex2-answer": "target = Scenario(slowdown_at_s=30.0, slow_factor=3.0)\n"
+                                   "chosen = replace(target, policy='aimd', limit=4, "
+                                   "aimd_timeout_s=5.0)",
+               f"{CL}-ex3-answer": "knee = (0.030 + 0.060) / 0.006\nmax_throughput = 1 / 0.006\n"
+                                   "latency_at_40 = 40 * 0.006"},
+              {f"{CL}-ex1-tests": "a drop halves the limit",
+               f"{CL}-ex2-tests": "over 380 ms",
+               f"{CL}-ex3-tests": "the clients' think time is missing from the loop"},
+              hides=CL_HIDES),
+        Wrong({f"{CL}-ex1-answer": (
+                   ("self.rtt_min_s = min(self.rtt_min_s, rtt_s)",
+                    "if self.rtt_min_s == math.inf:\n            self.rtt_min_s = rtt_s"),)},
+              {f"{CL}-ex1-tests": "rtt_min_s kept the first call's time"},
+              hides=(*CL_HIDES, "180")),
+        Wrong({f"{CL}-ex1-answer": (("queue = self.limit * (1", "queue = inflight * (1"),)},
+              {f"{CL}-ex1-tests": "the queue was estimated from the calls in flight"},
+              hides=(*CL_HIDES, "180")),
+        Wrong({f"{CL}-ex1-answer": (("queue < self.alpha", "queue <= self.alpha"),)},
+              {f"{CL}-ex1-tests": "the limit grew on a queue equal to alpha"},
+              hides=(*CL_HIDES, "180")),
+        Wrong({f"{CL}-ex1-answer": (("queue > self.beta", "queue >= self.beta"),)},
+              {f"{CL}-ex1-tests": "the limit shrank on a queue equal to beta"},
+              hides=(*CL_HIDES, "180")),
+    ],
+    "performance/read-replicas": [
+        Wrong({f"{(RR := 'read-replicas')}-ex1-answer": (
+                   ("if replica.position >= floor:", "if replica.position > floor:"),),
+               f"{RR}-ex2-answer": 'REPLICAS = 6\nMODE = "any"',
+               f"{RR}-ex3-answer": "import math\nP_STALE = 1 - math.exp(-0.1 / 0.05)\n"
+                                   "MAX_READ_RATE = 0.75 * 4 * 100"},
+              {f"{RR}-ex1-tests": "which is not behind Ann",
+               f"{RR}-ex2-tests": "mode 'any' lets a read go to a replica",
+               f"{RR}-ex3-tests": "the wrong tail"},
+              hides=("0.1353", "0.13533")),
+        Wrong({f"{RR}-ex1-answer": (("                self.seen[session] = replica.position\n",
+                                     ""),),
+               f"{RR}-ex2-answer": 'REPLICAS = 5\nMODE = "read_your_writes"',
+               f"{RR}-ex3-answer": "import math\nP_STALE = math.exp(-0.05 / 0.1)\n"
+                                   "MAX_READ_RATE = 0.75 * 4 * 100"},
+              {f"{RR}-ex1-tests": "seen was not updated",
+               f"{RR}-ex2-tests": "the replicas are too busy",
+               f"{RR}-ex3-tests": "the exponent is inverted"},
+              hides=("0.1353", "0.13533")),
+        Wrong({f"{RR}-ex1-answer": (("        self.seen[session] = self.primary.position\n", ""),),
+               f"{RR}-ex2-answer": 'REPLICAS = 7\nMODE = "read_your_writes"',
+               f"{RR}-ex3-answer": "import math\nP_STALE = math.exp(-0.1 / 0.05)\n"
+                                   "MAX_READ_RATE = 4 * 100"},
+              {f"{RR}-ex1-tests": "record the primary's position in seen too",
+               f"{RR}-ex2-tests": "REPLICAS is not the fewest",
+               f"{RR}-ex3-tests": "no headroom"},
+              hides=("0.1353", "0.13533")),
+        Wrong({f"{RR}-ex2-answer": 'REPLICAS = 4\nMODE = "read_your_writes"',
+               f"{RR}-ex3-answer": "import math\nP_STALE = math.exp(-0.1 / 0.05)\n"
+                                   "MAX_READ_RATE = 0.75 * 5 * 100"},
+              {f"{RR}-ex2-tests": "the queue grows without bound",
+               f"{RR}-ex3-tests": "the primary counted as a fifth read server"},
+              hides=("0.1353", "0.13533")),
+    ],
+    "performance/hedged-requests": [
+        Wrong({f"{(HR := 'hedged-requests')}-ex1-answer": (
+                   ("best = min(best, send_at + took)", "best = min(best, took)"),),
+               f"{HR}-ex2-answer": "delay_s = 0.005",
+               f"{HR}-ex3-answer": "extra_load = 1 - math.exp(-2)\n"
+                                   "p_slower_than_50ms = math.exp(-8)"},
+              {f"{HR}-ex1-tests": "counted from 0, not from when it was sent",
+               f"{HR}-ex2-tests": "fires too early",
+               f"{HR}-ex3-tests": "the share of requests the primary answers before the delay"},
+              hides=("0.1353", "0.000335", "0.00033")),
+        Wrong({f"{HR}-ex1-answer": (("if best <= send_at:", "if best < send_at:"),),
+               f"{HR}-ex2-answer": "delay_s = 10.0",
+               f"{HR}-ex3-answer": "extra_load = math.exp(-2)\n"
+                                   "p_slower_than_50ms = math.exp(-10)"},
+              {f"{HR}-ex1-tests": "compare with <=, not <",
+               f"{HR}-ex2-tests": "units? delay_s is in seconds",
+               f"{HR}-ex3-tests": "the backup as starting at time 0"},
+              hides=("0.1353", "0.000335", "0.00033")),
+        Wrong({f"{HR}-ex1-answer": (("for j, took in enumerate(times):",
+                                     "for j, took in enumerate(times[:2]):"),),
+               f"{HR}-ex2-answer": "delay_s = 0.05",
+               f"{HR}-ex3-answer": "extra_load = 0.05\np_slower_than_50ms = math.exp(-8)"},
+              {f"{HR}-ex1-tests": "only one backup was sent",
+               f"{HR}-ex2-tests": "fires too late",
+               f"{HR}-ex3-tests": "5 % holds only when the delay is the p95"},
+              hides=("0.1353", "0.000335", "0.00033")),
+        Wrong({f"{HR}-ex3-answer": "extra_load = math.exp(-2)\n"
+                                   "p_slower_than_50ms = math.exp(-5)"},
+              {f"{HR}-ex3-tests": "without the hedge"},
+              hides=("0.000335", "0.00033")),
+    ],
+    "performance/load-balancing": [
+        Wrong({f"{(LB := 'load-balancing')}-ex1-answer": (
+                   ("        self.remembered = chosen\n", ""),),
+               f"{LB}-ex2-answer": "chosen_choices = 100",
+               f"{LB}-ex3-answer": "tail_fraction = 0.8 ** 4"},
+              {f"{LB}-ex1-tests": "nothing was remembered",
+               f"{LB}-ex2-tests": "join-the-shortest-queue",
+               f"{LB}-ex3-tests": "random assignment (d = 1)"},
+              hides=("0.0351", "0.0352")),
+        Wrong({f"{LB}-ex1-answer": (("        other = self.remembered\n",
+                                     "        other = None\n"),),
+               f"{LB}-ex2-answer": "chosen_choices = 1",
+               f"{LB}-ex3-answer": "tail_fraction = 0.8 ** 2 ** 4"},
+              {f"{LB}-ex1-tests": "compare the remembered server with one fresh",
+               f"{LB}-ex2-tests": "d = 1 is random assignment",
+               f"{LB}-ex3-tests": "not 2^i"},
+              hides=("0.0351", "0.0352")),
+        Wrong({f"{LB}-ex1-answer": (("loads[other] <= loads[fresh]",
+                                     "loads[other] < loads[fresh]"),),
+               f"{LB}-ex2-answer": "chosen_choices = 4",
+               f"{LB}-ex3-answer": "tail_fraction = 0.8 ** (2 ** 3 - 1)"},
+              {f"{LB}-ex1-tests": "on a tie keep self.remembered",
+               f"{LB}-ex2-tests": "each extra candidate makes the choice more like a full scan",
+               f"{LB}-ex3-tests": "off by one in i"},
+              hides=("0.0351", "0.0352")),
+    ],
+    "performance/request-batching": [
+        Wrong({f"{(RB := 'request-batching')}-ex1-answer": (
+                   ("self.pending_bytes + len(item) > self.max_bytes:",
+                    "self.pending_bytes + len(item) >= self.max_bytes:"),),
+               f"{RB}-ex2-answer": "chosen_max_items = 16\nchosen_linger_s = 0.002",
+               f"{RB}-ex3-answer": "import math\ncapacity_b32 = 32 / 0.002\n"
+                                   "smallest_b = math.ceil(6000 * 0.002 / (1 - 6000 * 0.00005))\n"
+                                   "mean_wait_s = (smallest_b - 1) / (2 * 6000)"},
+              {f"{RB}-ex1-tests": "flush first only when it would go over (>)",
+               f"{RB}-ex2-tests": "a linger too short for the load",
+               f"{RB}-ex3-tests": "the per-row cost is missing"},
+              hides=("8888.", "0.0014166")),
+        Wrong({f"{RB}-ex1-answer": (
+                   ("        if self.pending and self.pending_bytes + len(item) > self.max_bytes:"
+                    "\n            self.flush(self._take(now, \"size\"))\n", ""),),
+               f"{RB}-ex2-answer": "chosen_max_items = 16\nchosen_linger_s = 0.02",
+               f"{RB}-ex3-answer": "import math\ncapacity_b32 = 32 / (0.002 + 32 * 0.00005)\n"
+                                   "smallest_b = math.floor(6000 * 0.002 / (1 - 6000 * 0.00005))\n"
+                                   "mean_wait_s = (smallest_b - 1) / (2 * 6000)"},
+              {f"{RB}-ex1-tests": "the batch went over max_bytes",
+               f"{RB}-ex2-tests": "every item waits out the linger",
+               f"{RB}-ex3-tests": "rounded down"},
+              hides=("8888.", "0.0014166")),
+        Wrong({f"{RB}-ex1-answer": (("            self.first_at = now\n", "            pass\n"),),
+               f"{RB}-ex3-answer": "import math\ncapacity_b32 = 32 / (0.002 + 32 * 0.00005)\n"
+                                   "smallest_b = math.ceil(6000 * 0.002 / (1 - 6000 * 0.00005))\n"
+                                   "mean_wait_s = (smallest_b - 1) / 6000"},
+              {f"{RB}-ex1-tests": "set self.first_at = now",
+               f"{RB}-ex3-tests": "how long the first row waits"},
+              hides=("8888.", "0.0014166")),
+        Wrong({f"{RB}-ex3-answer": "import math\ncapacity_b32 = 32 / (2 + 32 * 0.05)\n"
+                                   "smallest_b = math.ceil(6000 * 0.002 / (1 - 6000 * 0.00005))\n"
+                                   "mean_wait_s = (smallest_b - 1) / (2 * 6000)"},
+              {f"{RB}-ex3-tests": "units: that is rows per millisecond"},
+              hides=("8888.", "0.0014166")),
+        Wrong({f"{RB}-ex1-answer": (('self._take(now, "size")', 'self._take(now, "linger")'),),
+               f"{RB}-ex3-answer": "import math\ncapacity_b32 = 32 / (0.002 + 32 * 0.00005)\n"
+                                   "smallest_b = math.ceil(6000 * 0.002)\n"
+                                   "mean_wait_s = (smallest_b - 1) / (2 * 6000)"},
+              {f"{RB}-ex1-tests": "is a size flush",
+               f"{RB}-ex3-tests": "the rows of a batch add to the time of its commit"},
+              hides=("8888.", "0.0014166", "18")),
+    ],
+    "performance/chunking": [
+        Wrong({f"{(CHK := 'chunking')}-ex1-answer": (
+                   ("if ranges and ranges[-1][0] + ranges[-1][1] == start:", "if False:"),),
+               f"{CHK}-ex2-answer": "part_bytes = 5 * MiB",
+               f"{CHK}-ex3-answer": "import math\nchunk_bytes_star = math.sqrt(0.030 / 2e-10)\n"
+                                    "failed_share = 0.5"},
+              {f"{CHK}-ex1-tests": "neighbouring missing chunks must be joined",
+               f"{CHK}-ex2-tests": "too small: every part pays the 80 ms overhead",
+               f"{CHK}-ex3-tests": "h went in as 0.03 seconds"},
+              hides=("7.74", "77459", "0.0153", "0.0154")),
+        Wrong({f"{CHK}-ex1-answer": (("end = min(start + chunk_size, size)",
+                                      "end = start + chunk_size"),),
+               f"{CHK}-ex2-answer": "part_bytes = 28284271  # the square-root rule's size",
+               f"{CHK}-ex3-answer": "chunk_bytes_star = 0.030 * 40e6 / 2e-10\n"
+                                    "failed_share = 0.5"},
+              {f"{CHK}-ex1-tests": "runs past the end of the payload",
+               f"{CHK}-ex2-tests": "the tail favours smaller parts",
+               f"{CHK}-ex3-tests": "the square root is missing"},
+              hides=("7.74", "77459", "0.0153", "0.0154")),
+        Wrong({f"{CHK}-ex2-answer": "part_bytes = 4 * MiB",
+               f"{CHK}-ex3-answer": "import math\n"
+                                    "chunk_bytes_star = math.sqrt(0.030 * 40e6 / 2e-10)\n"
+                                    "failed_share = (1 - 2e-10) ** chunk_bytes_star"},
+              {f"{CHK}-ex2-tests": "S3 does not accept",
+               f"{CHK}-ex3-tests": "the share of attempts that succeed"},
+              hides=("7.74", "77459", "0.0153", "0.0154")),
+        Wrong({f"{CHK}-ex3-answer": "import math\n"
+                                    "chunk_bytes_star = math.sqrt(0.030 * 40e6 / 2e-10)\n"
+                                    "failed_share = 2 * math.sqrt(0.030 * 40e6 * 2e-10)"},
+              {f"{CHK}-ex3-tests": "adds the overhead share to the resend share"},
+              hides=("7.74", "77459", "0.0153", "0.0154")),
+    ],
     "caching/ttl-expiry": [
         Wrong({f"{(TTL := 'ttl-expiry')}-ex1-answer": (
                    ("self._entries[key] = (value, now + self.ttl_s)",
