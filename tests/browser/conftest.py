@@ -132,5 +132,6 @@ def open_notebook(browser, lab: Server):
 
     yield open_
     for page in pages:
-        page.page.close()
+        if not page.page.is_closed():
+            page.page.close()
     end_sessions(lab)

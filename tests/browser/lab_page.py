@@ -183,14 +183,14 @@ class LabPage:
         return self.panel.locator(PLOT).evaluate_all(
             "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
 
-    def wait_for_drawn(self, plots: int, widgets: int) -> None:
+    def wait_for_drawn(self, plots: int, widgets: int, timeout_ms: float | None = None) -> None:
         """Images load and widgets are restored asynchronously (widgets once the kernel is
         up): wait until ``plots`` plots and ``widgets`` widget views are drawn."""
         self.page.wait_for_function(
             "([panel, plots, widgets]) => [...panel.querySelectorAll(\"" + PLOT + "\")]"
             ".filter(i => i.complete && i.naturalWidth > 0).length >= plots"
             " && panel.querySelectorAll(\"" + WIDGETS_DRAWN + "\").length >= widgets",
-            arg=[self.panel.element_handle(), plots, widgets])
+            arg=[self.panel.element_handle(), plots, widgets], timeout=timeout_ms)
 
     def widget_count(self) -> int:
         """Widget outputs drawn as widgets (not as their plain-text stand-in or an error)."""
