@@ -20,6 +20,7 @@ FIFO queue simulation (``simulations.fastpath.fifo_queue``) in ``staffing_wait_p
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -121,6 +122,9 @@ def mmc_p99_wait(arrival_rate: np.ndarray, service_rate: float, servers: np.ndar
     for k in range(1, int(c.max(initial=1)) + 1):
         blocking = load * blocking / (k + load * blocking)
         at_c = np.where(c == k, blocking, at_c)
+        if not blocking[c > k].any():  # 0 from here on, for every count still to come
+            at_c = np.where(c > k, 0.0, at_c)
+            break
     rho = load / np.maximum(c, 1)
     stable = (rho < 1) & (c >= 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -158,16 +162,17 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None,
     rate = scenario.load.rate_at(t + dt / 2)
     arrivals = rng.poisson(rate * dt)  # every random number drawn up front
     ready = square_root_replicas(float(rate[0]), mu, 1.0)
-    pending: list[float] = []  # times at which booting replicas become ready
+    pending: deque[list] = deque()  # booting replicas, oldest first: [ready at, how many]
+    booting = 0  # how many replicas are in ``pending``
     backlog = 0.0
     n = len(t)
     ready_s, requested_s = np.empty(n, dtype=int), np.empty(n, dtype=int)
     backlog_s, util_s, shed_s = np.empty(n), np.empty(n), np.zeros(n)
     for k in range(n):
         now = t[k]
-        while pending and pending[0] <= now:
-            pending.pop(0)
-            ready += 1
+        while pending and pending[0][0] <= now:
+            count = pending.popleft()[1]
+            ready, booting = ready + count, booting - count
         capacity = ready * mu * dt
         work = backlog + arrivals[k]
         served = min(work, capacity)
@@ -176,19 +181,22 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None,
             shed_s[k] = backlog - ready * mu * scenario.max_queue_s
             backlog -= shed_s[k]
         utilisation = served / capacity if capacity else 1.0
-        asked = ready + len(pending)
+        asked = ready + booting
         ready_s[k], requested_s[k], backlog_s[k], util_s[k] = ready, asked, backlog, utilisation
         # Booting replicas count as 0 % busy, as the HPA counts pods not yet ready on scale-up.
         metric = utilisation if scenario.booting_counts_as_busy else served / (asked * mu * dt)
         wanted = max(1, int(policy.desired(metric, asked, now)))
-        change = wanted - ready - len(pending)
+        change = wanted - asked
         if change > 0:
-            pending.extend([now + scenario.provisioning_delay_s] * change)
-        for _ in range(-change):
-            if pending:
+            pending.append([now + scenario.provisioning_delay_s, change])
+            booting += change
+        while change < 0 and pending:  # the newest booting replicas go first
+            gone = min(-change, pending[-1][1])
+            pending[-1][1] -= gone
+            booting, change = booting - gone, change + gone
+            if not pending[-1][1]:
                 pending.pop()
-            elif ready > 1:
-                ready -= 1
+        ready = max(1, ready + change) if change < 0 else ready
     drain = backlog_s / (np.maximum(ready_s, 1) * mu)
     p99 = drain + mmc_p99_wait(rate, mu, ready_s)
     return Run(scenario, t, rate, ready_s, requested_s, backlog_s, util_s, p99,

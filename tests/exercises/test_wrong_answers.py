@@ -52,13 +52,19 @@ WRONG: dict[str, list[Wrong]] = {
                f"{AS}-ex3-answer": "backlog = (1200 - 40 * 25) * 1.5\n"
                                    "replicas_for_beta = math.ceil(48 + 1.5 * 48)"},
               {f"{AS}-ex1-tests": "did you use one tolerance for both directions?",
-               f"{AS}-ex2-tests": "over the 900 budget",
+               f"{AS}-ex2-tests": "over the 880 budget",
                f"{AS}-ex3-tests": "units: the delay went in as 1.5 (minutes)"},
               hides=("18000", "59")),
         Wrong({f"{AS}-ex3-answer": "backlog = (1200 - 40 * 25) * 90\n"
                                    "replicas_for_beta = math.ceil(48 + 1.5 * math.sqrt(1200))"},
               {f"{AS}-ex3-tests": "√λ instead of √R"},
               hides=("59",)),
+        Wrong({f"{AS}-ex1-answer": (
+                   ("return math.ceil(current * ratio)", "return round(current * ratio)"),),
+               f"{AS}-ex2-answer": "chosen = Scenario(policy='predictive', threshold=0.55, "
+                                   "provisioning_delay_s=300)"},
+              {f"{AS}-ex1-tests": "rounding to the nearest loses the excess",
+               f"{AS}-ex2-tests": "over the 880 budget"}),
     ],
     "performance/concurrency-limits": [
         Wrong({f"{(CL := 'concurrency-limits')}-ex1-answer": (
@@ -110,6 +116,9 @@ WRONG: dict[str, list[Wrong]] = {
     ],
     "performance/read-replicas": [
         Wrong({f"{(RR := 'read-replicas')}-ex1-answer": (
+                   ("for replica in self._turn():", "for replica in self.replicas:"),)},
+              {f"{RR}-ex1-tests": "every read went to the same replica"}),
+        Wrong({f"{RR}-ex1-answer": (
                    ("if replica.position >= floor:", "if replica.position > floor:"),),
                f"{RR}-ex2-answer": 'REPLICAS = 6\nMODE = "any"',
                f"{RR}-ex3-answer": "import math\nP_STALE = 1 - math.exp(-0.1 / 0.05)\n"
@@ -175,6 +184,10 @@ WRONG: dict[str, list[Wrong]] = {
     ],
     "performance/load-balancing": [
         Wrong({f"{(LB := 'load-balancing')}-ex1-answer": (
+                   ("chosen = other if loads[other] <= loads[fresh] else fresh",
+                    "chosen = min(range(self.servers), key=loads.__getitem__)"),)},
+              {f"{LB}-ex1-tests": "not to scan them all"}),
+        Wrong({f"{LB}-ex1-answer": (
                    ("        self.remembered = chosen\n", ""),),
                f"{LB}-ex2-answer": "chosen_choices = 100",
                f"{LB}-ex3-answer": "tail_fraction = 0.8 ** 4"},
