@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.font_manager import FontProperties
-from matplotlib.ticker import LogLocator
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["COLORS", "STYLE", "cdf", "dashboard", "latency_vs_load", "log_scale", "new_axes",
            "sweep_panels", "time_series", "tradeoff", "use_style"]
@@ -40,10 +39,23 @@ a third of a redraw), and the fastest zlib level (the default level spends a fif
 redraw compressing the PNG)."""
 
 
+def __getattr__(name: str) -> Any:
+    """``plots.plt`` is ``matplotlib.pyplot``, imported on first use: the grader imports the
+    studies in a fresh process for every exercise and never draws, and matplotlib is most of
+    what such an import would cost."""
+    if name == "plt":
+        import matplotlib.pyplot
+
+        return matplotlib.pyplot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def use_style() -> None:
     """Apply the house style to every later figure, and draw inline figures at twice the pixel
     density (sharp on HiDPI screens), rendered as ``INLINE_PNG`` says. Each lesson's card cell
     calls this once."""
+    import matplotlib.pyplot as plt
+
     plt.style.use(STYLE)
     try:
         from IPython import get_ipython
@@ -60,6 +72,8 @@ def log_scale(ax: Axes, axis: str = "y") -> Axes:
 
     matplotlib's default rules every integer multiple (eight minor ticks a decade), which takes
     about a third of the time to redraw a figure with log axes."""
+    from matplotlib.ticker import LogLocator
+
     if axis not in ("x", "y", "both"):
         raise ValueError(f"log_scale: axis must be 'x', 'y' or 'both' (got {axis!r})")
     for name in ("x", "y") if axis == "both" else (axis,):
@@ -71,6 +85,8 @@ def log_scale(ax: Axes, axis: str = "y") -> Axes:
 def new_axes(ax: Axes | None = None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
     """Return ``ax`` (or a fresh one) with the house style: light grid, no top/right frame."""
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
         ax.set_prop_cycle(color=COLORS)
     ax.grid(True, alpha=0.3)
@@ -211,6 +227,8 @@ def sweep_panels(
     missing = [m for m in metrics if m not in ylabels]
     if missing:
         raise ValueError(f"ylabels must name every metric (missing {', '.join(missing)})")
+    import matplotlib.pyplot as plt
+
     width, height = panel_size
     _, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height),
                            squeeze=False, layout="constrained")
@@ -249,6 +267,9 @@ def dashboard(
     """
     if not panels:
         raise ValueError("dashboard needs at least one panel (got none)")
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+
     fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, layout="constrained",
                              figsize=(width, panel_height * len(panels)))
     # A label fits along about 70 % of a panel's height (the rest is spacing and tick labels);

@@ -18,9 +18,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from patterns.foundations.distributed_system_model import AsyncPrimaryBackup, SyncPrimaryBackup
 from simulations import plots
@@ -38,6 +38,9 @@ from simulations.lab import (
     run,
 )
 from simulations.lab.checkers.linearizability import ILLEGAL
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["DESIGNS", "LINK_S", "AsyncPrimaryBackup", "SyncPrimaryBackup", "cost_table",
            "expected_latency_s", "expected_messages_per_op", "failover_delay_s",

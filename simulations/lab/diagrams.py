@@ -13,17 +13,17 @@ their ``Axes``; neither calls ``plt.show()``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from simulations.lab.history import History, Op, Status
 from simulations.lab.nemesis import ClockSkew, Crash, Pause
 from simulations.lab.run import LabRun
 from simulations.plots import COLORS, WINDOW, new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["space_time", "timeline", "window_of"]
 
@@ -47,6 +47,10 @@ def space_time(lab_run: LabRun, *, window: tuple[float, float] | None = None,
     as arrows between node lines; dropped messages end in a cross; crashes and pauses shade
     their node's line, network faults the whole height. With ``clients`` (default: when a
     witness is given) the clients' lines and their requests and answers are drawn too."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     if window is None:
         window = window_of(witness) if witness else (0.0, lab_run.duration_s)
     clients = bool(witness) if clients is None else clients
@@ -111,6 +115,8 @@ def timeline(history: History, *, witness: Sequence[Op] = (),
     """Each client's operations as bars from invocation to answer (unknown ones to when the
     client gave up), coloured by how they ended; the ``witness`` outlined and labelled, the
     rest faded. The view spans ``window`` (default: the witness, else the whole history)."""
+    from matplotlib.patches import Patch
+
     if window is None:
         window = window_of(witness) if witness else window_of(history.ops, margin=0.02)
     marked = {op.index for op in witness}

@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from patterns.checks import check_int, check_non_negative, check_positive, check_range
 from patterns.performance.chunking import (
@@ -34,6 +34,9 @@ from patterns.performance.chunking import (
 from patterns.resilience.retry_backoff_jitter import Backoff
 from simulations import plots
 from simulations.metrics import confidence_interval, rate_over_time
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["Burst", "Scenario", "exact_optimum_bytes", "expected_time_s", "numeric_optimum_bytes",
            "overhead_bytes", "plot_dashboard", "plot_time_vs_chunk", "simulate_times",

@@ -182,3 +182,24 @@ def test_log_scale_rules_decades_with_minor_ticks_at_2_and_5() -> None:
     assert np.allclose(ax.yaxis.get_majorticklocs()[1:-1], [1, 10, 100, 1000])
     with pytest.raises(ValueError, match=r"axis must be 'x', 'y' or 'both' \(got 'z'\)"):
         plots.log_scale(ax, "z")
+
+
+def test_importing_the_studies_leaves_matplotlib_unloaded() -> None:
+    """The grader imports a lesson's study in a fresh process for every exercise it runs and
+    never draws: matplotlib, about a second of each such import, waits for the first plot."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    studies = sorted(".".join(p.relative_to(root).with_suffix("").parts)
+                     for p in (root / "simulations").rglob("*.py")
+                     if p.name not in ("__init__.py", "__main__.py"))
+    code = (f"import importlib, sys\nfor name in {studies!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert len(studies) > 40 and loaded == "[]", loaded
+    from simulations import plots as fresh  # ``plots.plt`` still reaches pyplot on first use
+
+    assert fresh.plt is plt
