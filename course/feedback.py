@@ -296,11 +296,12 @@ def _same(actual: Any, expected: Any) -> bool:
     """Equal as plain values: numbers of the built-in or numpy kinds by value, anything else
     only if it is of exactly the expected value's type (so an object that claims to equal
     everything, or a subclass that lies about its value, is never equal)."""
-    if _both_numbers(actual, expected):
-        return bool(actual == expected)
+    if _both_numbers(actual, expected):  # numpy's as the Python numbers they hold, as exactly
+        return _python(actual) == _python(expected)  # (not after rounding to the numpy type)
     numpy = sys.modules.get("numpy")
-    if (numpy is not None and type(actual) is numpy.ndarray and actual.dtype.kind in "biuf"
-            and type(expected) in (list, tuple)):
+    if (numpy is not None and type(actual) is numpy.ndarray and actual.dtype.kind in "iuf"
+            and type(expected) in (list, tuple)
+            and all(type(x) in _numbers() for x in expected)):
         return bool(numpy.array_equal(actual, expected))
     if type(actual) is not type(expected):
         return False
@@ -310,7 +311,8 @@ def _same(actual: Any, expected: Any) -> bool:
         return actual.keys() == expected.keys() and all(
             _same(actual[key], value) for key, value in expected.items())
     if numpy is not None and type(expected) is numpy.ndarray:
-        return bool(numpy.array_equal(actual, expected))
+        return (actual.dtype.kind in "iuf" and expected.dtype.kind in "iuf"
+                and bool(numpy.array_equal(actual, expected)))
     return bool(type(expected).__eq__(expected, actual) is True)
 
 
@@ -326,12 +328,16 @@ def _both_numbers(a: Any, b: Any) -> bool:
     return type(a) in _numbers() and type(b) in _numbers()
 
 
+def _python(number: Any) -> int | float:
+    return number if type(number) in _PLAIN_NUMBERS else number.item()
+
+
 def _numbers() -> frozenset:
     numpy = sys.modules.get("numpy")
     if numpy is None:
         return _PLAIN_NUMBERS
     return _PLAIN_NUMBERS | {t for t in numpy.sctypeDict.values()
-                             if issubclass(t, numpy.number)}
+                             if issubclass(t, numpy.integer | numpy.floating)}
 
 
 def _show(value: Any) -> str:

@@ -411,3 +411,23 @@ def test_without_a_sandbox_a_batch_is_refused_unless_the_instructor_says_so(clas
     with pytest.raises(grader.GradingError, match="no sandbox: bubblewrap is not installed"):
         grader.grade(classroom.root / "class" / "alice.ipynb", sandboxed=True)
     assert grader.grade(classroom.root / "class" / "alice.ipynb").sandboxed is False
+
+
+def test_the_notebook_feedback_and_the_judge_agree_on_what_is_equal():
+    """What the test cell tells the learner at once and the grader's verdict are the same."""
+    import numpy as np
+
+    from course.feedback import _same
+    from course.judge import judge_maker
+
+    judge, _ = judge_maker(frozenset())
+    pairs = [(np.float16(2048), 2049), (np.int64(3), 3.0), (3, 3), (True, 1), (1, True),
+             (np.complex128(1), 1.0), (np.array([True, False]), [True, False]),
+             (np.array([1, 0]), [True, False]), (np.array([1, 2]), [1, 2]),
+             (np.array([1.0, 2.0]), (1, 2.0)), (np.array([True]), np.array([True])),
+             (np.array([1, 2]), np.array([1, 2])), (np.array(["a"]), ["a"]),
+             ([1, (2.0, "x")], [1, (2.0, "x")]), ({"a": np.int32(1)}, {"a": 1}),
+             ("r1", "r1"), (None, None), ([np.float32(0.1)], [0.1])]
+    for actual, expected in pairs:
+        verdict = judge(("equal", "x", actual, expected))
+        assert _same(actual, expected) == verdict, (actual, expected, verdict)
