@@ -5,9 +5,10 @@ whoever finds every teller busy waits in one line. Queueing theory predicts, wit
 how long that line is on average, how often somebody waits at all, and how long the unlucky few
 wait. The formulas below are the standard ones (Harchol-Balter, *Performance Modeling and Design
 of Computer Systems*, 2013; Kingman 1961 for the G/G/1 approximation; Little 1961 for L = λW).
-Then come staffing (Erlang C and the square-root rule of Halfin & Whitt 1981), load balancing (the
-supermarket model of Mitzenmacher 2001) and operational bounds (Denning & Buzen 1978). A cache is
-a queue of another kind: the last section holds Che's approximation of its hit ratio.
+Then come priority classes (Cobham 1954), staffing (Erlang C and the square-root rule of Halfin &
+Whitt 1981), load balancing (the supermarket model of Mitzenmacher 2001), operational bounds
+(Denning & Buzen 1978) and the order statistics of parallel calls (the slowest of N, the k-th of
+N). A cache is a queue of another kind: its section holds Che's approximation of its hit ratio.
 
 Notation: ``arrival_rate`` λ (customers per second), ``service_rate`` μ (per server), ``servers``
 c, load ρ = λ/(cμ). "Wait" is the time in the queue before service starts; "response" is wait plus
@@ -357,6 +358,83 @@ def fanout_tail(slow_probability: float, fanout: int) -> float:
     check_probability("slow_probability", slow_probability)
     check_int("fanout", fanout, 1)
     return -math.expm1(fanout * math.log1p(-slow_probability)) if slow_probability < 1 else 1.0
+
+
+# --- Priority classes and order statistics ------------------------------------------------------
+
+
+def priority_mean_waits(
+    arrival_rates: Sequence[float], mean_services: Sequence[float], service_scvs: Sequence[float]
+) -> list[float]:
+    """Mean queue wait of each class in a non-preemptive M/G/1 priority queue (Cobham 1954).
+
+    Class 0 is served first; within a class, first come first served; a request in service is
+    never interrupted. W_k = W₀ / ((1 − σ_{k−1})(1 − σ_k)), where σ_k = Σ_{i≤k} λᵢE[Sᵢ] is the load
+    of classes 0..k and W₀ = Σᵢ λᵢE[Sᵢ²]/2 the mean residual work found in service, with
+    E[S²] = (1 + c_s²)E[S]². Needs total load σ_K < 1; every class then has a finite wait, however
+    close σ_K is to 1 (the lowest class's wait grows without bound as it gets there).
+    """
+    rates = [check_non_negative("arrival_rates[i]", r) for r in arrival_rates]
+    means = [check_positive("mean_services[i]", m) for m in mean_services]
+    scvs = [check_non_negative("service_scvs[i]", c) for c in service_scvs]
+    if not rates or not len(rates) == len(means) == len(scvs):
+        raise ValueError(
+            "arrival_rates, mean_services and service_scvs must be non-empty and of one length"
+            f" (got {len(rates)}, {len(means)} and {len(scvs)})")
+    loads = [r * m for r, m in zip(rates, means, strict=True)]
+    if sum(loads) >= 1:
+        raise ValueError(f"total load Σλᵢ·E[Sᵢ] must be < 1 (got {sum(loads):g})")
+    residual = sum(r * m * m * (1.0 + c) / 2.0 for r, m, c in zip(rates, means, scvs, strict=True))
+    waits, above = [], 0.0
+    for load in loads:
+        waits.append(residual / ((1.0 - above) * (1.0 - above - load)))
+        above += load
+    return waits
+
+
+def exponential_order_statistic_mean(n: int, k: int, rate: float) -> float:
+    """E[k-th smallest of n independent Exp(rate)] = Σ_{i=0}^{k−1} 1/((n − i)·rate).
+
+    The gaps between successive finishers are exponential: after i of n have finished, the next
+    one comes at rate (n − i)·rate. With k = n this is the slowest of n, H_n/rate (H_n the n-th
+    harmonic number): waiting for all of n parallel calls costs ln n + 0.577 mean call times.
+    """
+    check_int("n", n, 1)
+    check_int("k", k, 1)
+    if k > n:
+        raise ValueError(f"k must be between 1 and n = {n} (got {k})")
+    check_positive("rate", rate)
+    return sum(1.0 / (n - i) for i in range(k)) / rate
+
+
+def order_statistic_cdf(probability: float, n: int, k: int) -> float:
+    """P(the k-th smallest of n independent draws ≤ t), given F(t) = ``probability``.
+
+    At least k of the n draws are ≤ t: Σ_{j=k}^{n} C(n, j)·F^j·(1 − F)^(n−j). With k = n it is
+    F(t)^n (all n done by t); with k = 1 it is 1 − (1 − F(t))^n (the first one done by t).
+    """
+    p = check_probability("probability", probability)
+    check_int("n", n, 1)
+    check_int("k", k, 1)
+    if k > n:
+        raise ValueError(f"k must be between 1 and n = {n} (got {k})")
+    if k == n:
+        return p**n
+    return sum(math.comb(n, j) * p**j * (1.0 - p) ** (n - j) for j in range(k, n + 1))
+
+
+def order_statistic_percentile(
+    cdf: Callable[[float], float], quantile: float, n: int, k: int, scale: float = 1.0
+) -> float:
+    """The ``quantile`` of the k-th smallest of n independent draws with distribution ``cdf``.
+
+    Inverts :func:`order_statistic_cdf` by bisection; ``scale`` is a first guess at the answer's
+    size (seconds). The p99 of waiting for all of N calls is the (0.99^(1/N))-quantile of one.
+    """
+    _check_quantile(quantile)
+    check_positive("scale", scale)
+    return _invert_survival(
+        lambda t: 1.0 - order_statistic_cdf(cdf(t), n, k), quantile, scale)
 
 
 # --- Staffing, balancing and operational bounds ------------------------------------------------

@@ -325,6 +325,66 @@ def test_mm1k_closed_forms():
         theory.mm1_response_percentile(0.5, 1.0, 0.99), rel=1e-9)
 
 
+# --- priority classes and order statistics ----------------------------------------------------
+
+
+def test_cobham_priority_waits_match_a_simulated_priority_queue():
+    """Two classes (30 % high) on one exponential server at load 0.7, served non-preemptively."""
+    import simpy
+
+    from simulations.clients import RequestSource
+    from simulations.servers import ServerPool
+
+    rate, share = 0.7, 0.3
+    expected = theory.priority_mean_waits([share * rate, (1 - share) * rate], [1.0, 1.0], [1, 1])
+    waits: list[list[float]] = [[], []]
+    for child in np.random.SeedSequence(12).spawn(REPLICATIONS):
+        rng = np.random.default_rng(child)
+        env = simpy.Environment()
+        pool = ServerPool(env, 1, Exponential(1.0), rng, discipline="priority")
+        RequestSource(env, PoissonArrivals(rate), pool.call, rng, n=20_000,
+                      class_weights=[share, 1 - share])
+        env.run()
+        table = drop_warmup(pool.log.table(), count=2000)
+        for cls in (0, 1):
+            rows = table.cls == cls
+            waits[cls].append(float(np.mean(table.start[rows] - table.arrival[rows])))
+    for cls in (0, 1):
+        assert_theory_in_interval(waits[cls], expected[cls], f"class {cls} wait")
+
+
+def test_cobham_with_one_class_is_pollaczek_khinchine():
+    (wait,) = theory.priority_mean_waits([0.7], [1.0], [0.5])
+    assert wait == pytest.approx(theory.mg1_mean_wait(0.7, 1.0, 0.5))
+    high, low = theory.priority_mean_waits([0.45, 0.45], [1.0, 1.0], [1.0, 1.0])
+    assert high < theory.mm1_mean_wait(0.9, 1.0) < low  # priority moves wait, it does not remove it
+    assert 0.5 * high + 0.5 * low == pytest.approx(theory.mm1_mean_wait(0.9, 1.0))  # conservation
+
+
+def test_exponential_order_statistics():
+    harmonic = sum(1 / i for i in range(1, 11))
+    assert theory.exponential_order_statistic_mean(10, 10, 2.0) == pytest.approx(harmonic / 2)
+    assert theory.exponential_order_statistic_mean(10, 1, 2.0) == pytest.approx(1 / 20)
+    rng = np.random.default_rng(13)
+    draws = np.sort(rng.exponential(1.0, (200_000, 8)), axis=1)
+    for k in (1, 4, 8):  # sampling error of a mean of 200,000: well under 1 %
+        assert float(draws[:, k - 1].mean()) == pytest.approx(
+            theory.exponential_order_statistic_mean(8, k, 1.0), rel=0.01)
+
+
+def test_order_statistic_cdf_and_percentile():
+    assert theory.order_statistic_cdf(0.9, 5, 5) == pytest.approx(0.9**5)
+    assert theory.order_statistic_cdf(0.9, 5, 1) == pytest.approx(1 - 0.1**5)
+    assert theory.order_statistic_cdf(0.5, 4, 2) == pytest.approx(11 / 16)  # 6 + 4 + 1 of 16
+    def cdf(t: float) -> float:
+        return -math.expm1(-t)
+    p99_of_all = theory.order_statistic_percentile(cdf, 0.99, 10, 10)
+    assert cdf(p99_of_all) == pytest.approx(0.99 ** (1 / 10), rel=1e-9)
+    rng = np.random.default_rng(14)
+    slowest = rng.exponential(1.0, (200_000, 10)).max(axis=1)
+    assert float(np.quantile(slowest, 0.99)) == pytest.approx(p99_of_all, rel=0.03)
+
+
 # --- input validation ---------------------------------------------------------------------------
 
 
@@ -345,6 +405,9 @@ def test_mm1k_closed_forms():
         (lambda: theory.fanout_tail(1.5, 10), "slow_probability", "1.5"),
         (lambda: theory.fanout_tail(0.1, 0), "fanout", "0"),
         (lambda: theory.erlang_b(3, -2.0), "offered_load", "-2.0"),
+        (lambda: theory.priority_mean_waits([0.5, 0.6], [1, 1], [1, 1]), "total load", "1.1"),
+        (lambda: theory.exponential_order_statistic_mean(3, 4, 1.0), "k", "4"),
+        (lambda: theory.order_statistic_cdf(1.2, 3, 3), "probability", "1.2"),
     ],
 )
 def test_bad_input_names_parameter_value_and_range(call, parameter, value):
