@@ -50,6 +50,16 @@ GOAL_PATHS: dict[str, list[tuple[str, str]]] = {
         ("performance/hedged-requests", "Hedged requests"),
         ("performance/concurrency-limits", "Adaptive concurrency limits"),
     ],
+    "Decouple services": [
+        ("foundations/queueing-basics", "Queueing basics"),
+        ("communication/queue-load-leveling", "Queue-based load leveling"),
+        ("communication/priority-queue", "Priority queue"),
+        ("communication/scatter-gather", "Scatter-gather"),
+        ("communication/publish-subscribe", "Publish-subscribe"),
+        ("communication/transactional-outbox", "Transactional outbox"),
+        ("communication/saga", "Saga"),
+        ("communication/push-vs-polling", "Push vs polling"),
+    ],
     "Scale data": [
         ("foundations/distributed-system-model", "Distributed system model"),
         ("distributed-data/consistent-hashing", "Consistent hashing"),

@@ -23,6 +23,9 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "communication/push-vs-polling": ("push-vs-polling-ex3-answer",),
+    "communication/queue-load-leveling": ("queue-load-leveling-ex3-answer",),
+    "communication/scatter-gather": ("scatter-gather-ex3-answer",),
     "caching/cache-aside": ("cache-aside-ex3-answer",),
     "caching/cache-stampede-protection": ("cache-stampede-protection-ex3-answer",),
     "caching/eviction-policies": ("eviction-policies-ex3-answer",),
@@ -37,6 +40,8 @@ REASONING = {
     "performance/load-balancing": ("load-balancing-ex3-answer",),
     "performance/read-replicas": ("read-replicas-ex3-answer",),
     "performance/request-batching": ("request-batching-ex3-answer",),
+    "communication/priority-queue": ("priority-queue-ex3-answer",),
+    "communication/transactional-outbox": ("transactional-outbox-ex3-answer",),
     "foundations/queueing-basics": ("fanout-answer", "fast-or-pooled-answer"),
     "resilience/backpressure": ("backpressure-ex3-answer",),
     "resilience/bulkhead": ("bulkhead-ex3-answer",),

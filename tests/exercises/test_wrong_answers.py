@@ -34,6 +34,139 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "communication/push-vs-polling": [
+        Wrong({f"{(PP := 'push-vs-polling')}-ex1-answer": (
+                   ("            self.interval_s = min(2 * self.interval_s, self.max_interval_s)",
+                    "            self.interval_s = self.interval_s"),),
+               f"{PP}-ex2-answer": "chosen_interval_s = 2.0\nchosen_jitter = 0.0",
+               f"{PP}-ex3-answer": "import math\nrequests_per_s = 24_000 * 20\n"
+                                   "empty_fraction = math.exp(-0.01 * 20)\n"
+                                   "interval_s = 2 * (2.5 - 0.1)"},
+              {f"{PP}-ex1-tests": "double it after an empty poll",
+               f"{PP}-ex2-tests": "spread them with more jitter",
+               f"{PP}-ex3-tests": "this grows with it"},
+              hides=("0.81873", "4.8")),
+        Wrong({f"{PP}-ex1-answer": (("        self.next_at = self.clock() + self.interval_s\n",
+                                     ""),),
+               f"{PP}-ex2-answer": "chosen_interval_s = 0.5\nchosen_jitter = 1.0",
+               f"{PP}-ex3-answer": "import math\nrequests_per_s = 24_000 / 20\n"
+                                   "empty_fraction = math.exp(-0.01)\n"
+                                   "interval_s = 2 * (2.5 - 0.1)"},
+              {f"{PP}-ex1-tests": "set next_at from the new interval",
+               f"{PP}-ex2-tests": "the interval is too short",
+               f"{PP}-ex3-tests": "not in one polling interval"},
+              hides=("0.81873", "4.8")),
+        Wrong({f"{PP}-ex3-answer": "import math\nrequests_per_s = 24_000 / 20\n"
+                                   "empty_fraction = math.exp(-0.01 * 20)\n"
+                                   "interval_s = 2 * 2.5"},
+              {f"{PP}-ex3-tests": "the one-way delay is missing"},
+              hides=("0.81873", "4.8")),
+    ],
+    "communication/priority-queue": [
+        Wrong({f"{(PQ := 'priority-queue')}-ex1-answer": (
+                   ("self.served >= self.weights[self.turn]:",
+                    "self.served > self.weights[self.turn]:"),),
+               f"{PQ}-ex2-answer": "chosen_aging_s = None",
+               f"{PQ}-ex3-answer": "high_wait_s = 0.225\nlow_wait_s = 0.2903225806451613"},
+              {f"{PQ}-ex1-tests": "one message too many per turn",
+               f"{PQ}-ex2-tests": "the routine class still starves",
+               f"{PQ}-ex3-tests": "the FIFO wait of all messages"},
+              hides=("0.02903", "0.2903")),
+        Wrong({f"{PQ}-ex1-answer": (
+                   (" or self.served >= self.weights[self.turn]:", ":"),),
+               f"{PQ}-ex2-answer": "chosen_aging_s = 0.1",
+               f"{PQ}-ex3-answer": "high_wait_s = 36 * 0.025**2 / 2 / (1 - 9 * 0.025)\n"
+                                   "low_wait_s = high_wait_s / (1 - 0.9)"},
+              {f"{PQ}-ex1-tests": "that is strict priority",
+               f"{PQ}-ex2-tests": "age more slowly",
+               f"{PQ}-ex3-tests": "not E[S]²"},
+              hides=("0.02903", "0.2903")),
+        Wrong({f"{PQ}-ex3-answer": "high_wait_s = 0.0225 / (1 - 0.225)\n"
+                                   "low_wait_s = 1000 * 0.0225 / ((1 - 0.225) * (1 - 0.9))"},
+              {f"{PQ}-ex3-tests": "a few milliseconds is a few thousandths"},
+              hides=("0.02903", "0.2903")),
+    ],
+    "communication/scatter-gather": [
+        Wrong({f"{(SG := 'scatter-gather')}-ex1-answer": (
+                   ("if got / total >= min_share:", "if got / total >= 1.0:"),),
+               f"{SG}-ex2-answer": "k = 50\ndeadline_s = 0.07",
+               f"{SG}-ex3-answer": "mean_all_ms = 5.0\np_any_slow = 0.4"},
+              {f"{SG}-ex1-tests": "waited for every shard",
+               f"{SG}-ex2-tests": "puts the slowest shard in every query",
+               f"{SG}-ex3-tests": "one shard's mean"},
+              hides=("21.39", "0.331")),
+        Wrong({f"{SG}-ex1-answer": (("if times[i] > deadline_s:", "if times[i] > math.inf:"),),
+               f"{SG}-ex2-answer": "k = 45\ndeadline_s = 0.2",
+               f"{SG}-ex3-answer": "mean_all_ms = 5.0 * math.log(40)\n"
+                                   "p_any_slow = 0.99**40"},
+              {f"{SG}-ex1-tests": "the deadline was ignored",
+               f"{SG}-ex2-tests": "the deadline is what bounds the tail",
+               f"{SG}-ex3-tests": "the harmonic number is ln N"},
+              hides=("21.39", "0.331")),
+    ],
+    "communication/transactional-outbox": [
+        Wrong({f"{(TO := 'transactional-outbox')}-ex1-answer": (
+                   ("if seq <= last:", "if seq < last:"),),
+               f"{TO}-ex2-answer": "chosen_interval_s = 0.5\nchosen_batch_size = 60",
+               f"{TO}-ex3-answer": "mean_lag_s = 0.75 + 0.015\n"
+                                   "queries_per_hour = 3 * 3600 / 0.75\n"
+                                   "max_rate = 120 / 0.75"},
+              {f"{TO}-ex1-tests": "compare with <= (at or below)",
+               f"{TO}-ex2-tests": "a batch too small for the load",
+               f"{TO}-ex3-tests": "does not wait a whole interval"},
+              hides=("0.39", "14400", "160.0")),
+        Wrong({f"{TO}-ex1-answer": (
+                   ("        if seq > last + 1:\n            self.gaps += 1\n"
+                    "            return \"gap\"\n", ""),),
+               f"{TO}-ex2-answer": "chosen_interval_s = 0.2\nchosen_batch_size = 60",
+               f"{TO}-ex3-answer": "mean_lag_s = 0.75 / 2 + 0.015\n"
+                                   "queries_per_hour = 3600 / 0.75\n"
+                                   "max_rate = 120 / 0.75"},
+              {f"{TO}-ex1-tests": "that is a gap",
+               f"{TO}-ex2-tests": "rows or not",
+               f"{TO}-ex3-tests": "that is one relay"},
+              hides=("0.39", "14400", "160.0")),
+        Wrong({f"{TO}-ex2-answer": "chosen_interval_s = 0.35\nchosen_batch_size = 60",
+               f"{TO}-ex3-answer": "mean_lag_s = 0.75 / 2 + 0.015\n"
+                                   "queries_per_hour = 3 * 3600 / 0.75\n"
+                                   "max_rate = 120"},
+              {f"{TO}-ex2-tests": "waits up to a whole interval",
+               f"{TO}-ex3-tests": "that is per poll, not per second"},
+              hides=("0.39", "14400", "160.0")),
+    ],
+    "communication/queue-load-leveling": [
+        Wrong({f"{(QLL := 'queue-load-leveling')}-ex1-answer": (
+                   ("now - self.ready[0].sent_at > self.ttl_s",
+                    "now - self.ready[0].sent_at >= self.ttl_s"),),
+               f"{QLL}-ex2-answer": "chosen_workers = 6\nchosen_capacity = 200",
+               f"{QLL}-ex3-answer": "capacity_per_s = 6 / 0.020\nbacklog = 600 * 30\n"
+                                    "drain_s = backlog / (capacity_per_s - 180)\n"
+                                    "kingman_wait_s = 0.8 / (1 - 0.8) * (3 + 0.5) / 2 * 0.040"},
+              {f"{QLL}-ex1-tests": "not >=",
+               f"{QLL}-ex2-tests": "the bound is too small",
+               f"{QLL}-ex3-tests": "the workers were forgotten"},
+              hides=("9000", "75.0", "0.28")),
+        Wrong({f"{QLL}-ex1-answer": (("        self._expire(now)\n", ""),),
+               f"{QLL}-ex2-answer": "chosen_workers = 4\nchosen_capacity = 5000",
+               f"{QLL}-ex3-answer": "capacity_per_s = 6 / 0.020\n"
+                                    "backlog = (600 - capacity_per_s) * 30\n"
+                                    "drain_s = backlog / capacity_per_s\n"
+                                    "kingman_wait_s = 0.8 / (1 - 0.8) * (3 + 0.5) / 2 * 0.040"},
+              {f"{QLL}-ex1-tests": "call it before dropping expired ones",
+               f"{QLL}-ex2-tests": "too few workers for bursty traffic",
+               f"{QLL}-ex3-tests": "the steady traffic was forgotten"},
+              hides=("9000", "75.0", "0.28")),
+        Wrong({f"{QLL}-ex1-answer": (
+                   ("        while self.ready and now - self.ready[0].sent_at > self.ttl_s:\n"
+                    "            self.expired.append(self.ready.popleft())\n", ""),),
+               f"{QLL}-ex3-answer": "capacity_per_s = 6 / 0.020\n"
+                                    "backlog = (600 - capacity_per_s) * 30\n"
+                                    "drain_s = backlog / (capacity_per_s - 180)\n"
+                                    "kingman_wait_s = 0.8 / (1 - 0.8) * (3 + 0.5) * 0.040"},
+              {f"{QLL}-ex1-tests": "the expired message was handed out",
+               f"{QLL}-ex3-tests": "divide their sum by 2"},
+              hides=("9000", "75.0", "0.28")),
+    ],
     "performance/auto-scaling": [
         Wrong({f"{(AS := 'auto-scaling')}-ex1-answer": (
                    ("return math.ceil(current * ratio)", "return math.floor(current * ratio)"),),
