@@ -42,6 +42,7 @@ REASONING = {
     "performance/request-batching": ("request-batching-ex3-answer",),
     "communication/priority-queue": ("priority-queue-ex3-answer",),
     "communication/transactional-outbox": ("transactional-outbox-ex3-answer",),
+    "communication/saga": ("saga-ex3-answer",),
     "foundations/queueing-basics": ("fanout-answer", "fast-or-pooled-answer"),
     "resilience/backpressure": ("backpressure-ex3-answer",),
     "resilience/bulkhead": ("bulkhead-ex3-answer",),

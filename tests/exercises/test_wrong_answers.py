@@ -34,6 +34,43 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "communication/saga": [
+        Wrong({f"{(SG := 'saga')}-ex1-answer": (("if i <= self.pivot:", "if True:"),),
+               f"{SG}-ex2-answer": "chosen_order = (0, 1, 2, 3)\nchosen_attempts = 1",
+               f"{SG}-ex3-answer": "expected_compensations = 0.8\n"
+                                   "twopc_max_tps = 1 / (0.0005 + 2 * 0.004 + 3 * 0.0012)\n"
+                                   "saga_max_tps = 1 / (0.0005 + 0.0012)"},
+              {f"{SG}-ex1-tests": "after the pivot the saga must go forward",
+               f"{SG}-ex2-tests": "every transient failure of the payment aborts",
+               f"{SG}-ex3-tests": "every step before it succeeded"},
+              hides=("0.642", "82.64", "588.2")),
+        Wrong({f"{SG}-ex1-answer": (("in reversed(done):", "in done:"),),
+               f"{SG}-ex2-answer": "chosen_order = (0, 1, 2, 3)\nchosen_attempts = 2",
+               f"{SG}-ex3-answer": "p = [0.05, 0.1, 0.2, 0.1]\n"
+                                   "reach = 1.0\n"
+                                   "expected_compensations = 0.0\n"
+                                   "for i, p_i in enumerate(p):\n"
+                                   "    expected_compensations += i * reach * p_i\n"
+                                   "    reach *= 1 - p_i\n"
+                                   "twopc_max_tps = 1 / (0.0005 + 0.004 + 3 * 0.0012)\n"
+                                   "saga_max_tps = 1 / (0.0005 + 0.0012)"},
+              {f"{SG}-ex1-tests": "newest first",
+               f"{SG}-ex2-tests": "where the step most likely to fail runs",
+               f"{SG}-ex3-tests": "one round trip"},
+              hides=("0.642", "82.64", "588.2")),
+        Wrong({f"{SG}-ex2-answer": "chosen_order = (2, 0, 1, 3)\nchosen_attempts = 3",
+               f"{SG}-ex3-answer": "p = [0.05, 0.1, 0.2, 0.1]\n"
+                                   "reach = 1.0\n"
+                                   "expected_compensations = 0.0\n"
+                                   "for i, p_i in enumerate(p):\n"
+                                   "    expected_compensations += i * reach * p_i\n"
+                                   "    reach *= 1 - p_i\n"
+                                   "twopc_max_tps = 1 / (0.0005 + 2 * 0.004 + 3 * 0.0012)\n"
+                                   "saga_max_tps = 1 / 0.0005"},
+              {f"{SG}-ex2-tests": "each extra attempt adds a longer backoff",
+               f"{SG}-ex3-tests": "forced to the log too"},
+              hides=("0.642", "82.64", "588.2")),
+    ],
     "communication/push-vs-polling": [
         Wrong({f"{(PP := 'push-vs-polling')}-ex1-answer": (
                    ("            self.interval_s = min(2 * self.interval_s, self.max_interval_s)",
