@@ -9,6 +9,7 @@ from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
+import own_loop
 import pytest
 
 from patterns.resilience.circuit_breaker import BreakerConfig
@@ -155,7 +156,7 @@ def test_production_timeout_cuts_a_hung_call_counts_and_logs(caplog) -> None:
         return seen
 
     with caplog.at_level(logging.WARNING, logger="patterns.resilience.timeouts"):
-        assert asyncio.run(scenario()) == ["42 in stock", "42 in stock", "timeout"]
+        assert own_loop.run(scenario()) == ["42 in stock", "42 in stock", "timeout"]
     c = guard.metrics.counts
     assert c["calls"] == 4 and c["successes"] == 2 and c["timeouts"] == 1
     assert c["deadline_exceeded"] == 1 and guard.metrics.observed("call_seconds") == 3
@@ -204,8 +205,8 @@ def test_deadline_agrees_with_asyncio_timeout_and_wait_for() -> None:
 
     for chain in chains:
         expected = predicted(chain)
-        assert asyncio.run(with_timeout_scope(chain)) == expected, chain
-        assert asyncio.run(with_wait_for(chain)) == expected, chain
+        assert own_loop.run(with_timeout_scope(chain)) == expected, chain
+        assert own_loop.run(with_wait_for(chain)) == expected, chain
 
 
 # ---------------------------------------------------------------- theory
