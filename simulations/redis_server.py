@@ -83,7 +83,8 @@ class RedisServer:
                     "logfile": str(self.folder / "redis.log"), "loglevel": "warning", **config}
         argv = [str(self.path)]
         for name, value in settings.items():
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+            # A directive of several words ("pubsub 64kb 32kb 60") is several arguments.
+            argv += [f"--{name.replace('_', '-')}", *(str(value).split() or [""])]
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT)
         atexit.register(self.stop)

@@ -35,6 +35,7 @@ from patterns.communication.transactional_outbox import (
     insert_order,
 )
 from simulations import experiments
+from simulations.fastpath import fifo_ends
 from simulations.metrics import per_bin, percentile_of, rate_over_time
 from simulations.workloads import PoissonArrivals
 
@@ -118,9 +119,7 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None) -> Run:
         if sc.outage is not None:
             a, b = sc.outage
             ready = np.where((ready >= a) & (ready < b), b, ready)
-        # a FIFO server of fixed service s: done_k = s·(k + 1) + max_{j<=k}(ready_j − s·j)
-        steps = sc.per_row_s * np.arange(n)
-        done = steps + sc.per_row_s + np.maximum.accumulate(ready - steps) if n else ready
+        done = fifo_ends(ready, np.full(n, sc.per_row_s))  # a FIFO server, one row cost each
         delivered[done <= sc.duration_s] = done[done <= sc.duration_s]
         return Run(sc, arrival, delivered, np.array([]), np.array([], dtype=int))
     T, B = sc.poll_interval_s, sc.batch_size

