@@ -26,6 +26,7 @@ REASONING = {
     "communication/push-vs-polling": ("push-vs-polling-ex3-answer",),
     "communication/queue-load-leveling": ("queue-load-leveling-ex3-answer",),
     "communication/scatter-gather": ("scatter-gather-ex3-answer",),
+    "communication/publish-subscribe": ("publish-subscribe-ex3-answer",),
     "caching/cache-aside": ("cache-aside-ex3-answer",),
     "caching/cache-stampede-protection": ("cache-stampede-protection-ex3-answer",),
     "caching/eviction-policies": ("eviction-policies-ex3-answer",),

@@ -34,6 +34,37 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "communication/publish-subscribe": [
+        Wrong({f"{(PS := 'publish-subscribe')}-ex1-answer": (
+                   ("if now - delivered_at > min_idle_s:",
+                    "if now - delivered_at >= min_idle_s:"),),
+               f"{PS}-ex2-answer": "chosen_partitions = 2\nchosen_serialize_once = True",
+               f"{PS}-ex3-answer": "p_all_by_t = 0.995\negress_cps = 60 * 250.0\n"
+                                   "sender_load = 250.0 / 4 * 60 * (0.0001 + 0.0002)"},
+              {f"{PS}-ex1-tests": "(>, not >=)",
+               f"{PS}-ex2-tests": "near full load",
+               f"{PS}-ex3-tests": "one subscriber's chance"},
+              hides=("0.7402", "1.125", "15000")),
+        Wrong({f"{PS}-ex1-answer": (
+                   ("        if entry_id not in self.pending:\n            return False\n"
+                    "        del self.pending[entry_id]\n",
+                    "        self.pending.pop(entry_id, None)\n"),),
+               f"{PS}-ex2-answer": "chosen_partitions = 4\nchosen_serialize_once = False",
+               f"{PS}-ex3-answer": "p_all_by_t = 0.995**60\negress_cps = 250.0\n"
+                                   "sender_load = 250.0 / 4 * 60 * (0.0001 + 0.0002)"},
+              {f"{PS}-ex1-tests": "it must return False",
+               f"{PS}-ex2-tests": "cannot keep up",
+               f"{PS}-ex3-tests": "egress counts copies"},
+              hides=("0.7402", "1.125", "15000")),
+        Wrong({f"{PS}-ex1-answer": (
+                   ("(consumer, now, deliveries + 1)",
+                    "(consumer, delivered_at, deliveries + 1)"),),
+               f"{PS}-ex3-answer": "p_all_by_t = 0.995**60\negress_cps = 60 * 250.0\n"
+                                   "sender_load = 250.0 * 60 * (0.0001 + 0.0002)"},
+              {f"{PS}-ex1-tests": "delivered_at = now",
+               f"{PS}-ex3-tests": "every message on one sender"},
+              hides=("0.7402", "1.125", "15000")),
+    ],
     "communication/saga": [
         Wrong({f"{(SG := 'saga')}-ex1-answer": (("if i <= self.pivot:", "if True:"),),
                f"{SG}-ex2-answer": "chosen_order = (0, 1, 2, 3)\nchosen_attempts = 1",
