@@ -162,6 +162,13 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None) -> Run:
     def down(t: float) -> bool:
         return a <= t < b
 
+    def refused(t: float, attempt: int, prev: float, rand) -> tuple[float, int, float]:
+        """A connection attempt at t the dead server refuses: recorded as FAILED; returns
+        the next attempt's time, the attempt count and the back-off just drawn."""
+        req_k.append(FAILED)
+        prev = s.reconnect.delay(attempt + 1, prev, rand)
+        return t + 2 * d + prev, attempt + 1, prev
+
     for i in range(s.clients):
         tries = iter(backoff[i].tolist())
 
@@ -199,11 +206,8 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None) -> Run:
             t, attempt, prev = phase[i] + d, 0, 0.0  # clients start over the first second
             while t < end:
                 req_t.append(t)
-                if down(t):
-                    req_k.append(FAILED)
-                    attempt += 1
-                    prev = s.reconnect.delay(attempt, prev, rand)
-                    t += 2 * d + prev
+                if down(t):  # refused: try again after the reconnect back-off
+                    t, attempt, prev = refused(t, attempt, prev, rand)
                     continue
                 attempt, prev = 0, 0.0
                 v = bisect.bisect_right(plist, t)
@@ -231,11 +235,8 @@ def simulate(scenario: Scenario, rng: np.random.Generator | None = None) -> Run:
             t, attempt, prev = phase[i] + d, 0, 0.0  # clients start over the first second
             while t < end:
                 req_t.append(t)
-                if down(t):
-                    req_k.append(FAILED)
-                    attempt += 1
-                    prev = s.reconnect.delay(attempt, prev, rand)
-                    t += 2 * d + prev
+                if down(t):  # refused: try again after the reconnect back-off
+                    t, attempt, prev = refused(t, attempt, prev, rand)
                     continue
                 req_k.append(CONNECT)
                 attempt, prev = 0, 0.0
