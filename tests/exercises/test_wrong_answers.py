@@ -36,12 +36,12 @@ DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
     "communication/publish-subscribe": [
         Wrong({f"{(PS := 'publish-subscribe')}-ex1-answer": (
-                   ("if now - delivered_at > min_idle_s:",
-                    "if now - delivered_at >= min_idle_s:"),),
+                   ("if now - delivered_at >= min_idle_s:",
+                    "if now - delivered_at > min_idle_s:"),),
                f"{PS}-ex2-answer": "chosen_partitions = 2\nchosen_serialize_once = True",
                f"{PS}-ex3-answer": "p_all_by_t = 0.995\negress_cps = 60 * 250.0\n"
                                    "sender_load = 250.0 / 4 * 60 * (0.0001 + 0.0002)"},
-              {f"{PS}-ex1-tests": "(>, not >=)",
+              {f"{PS}-ex1-tests": "is enough (Redis skips",
                f"{PS}-ex2-tests": "near full load",
                f"{PS}-ex3-tests": "one subscriber's chance"},
               hides=("0.7402", "1.125", "15000")),
