@@ -23,6 +23,11 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "security/token-validation": ("token-validation-ex3-answer",),
+    "security/rate-limiting": ("rate-limiting-ex3-answer",),
+    "security/envelope-encryption": ("envelope-encryption-ex3-answer",),
+    "security/secrets-rotation": ("secrets-rotation-ex3-answer",),
+    "security/zero-trust-mtls": ("zero-trust-mtls-ex3-answer",),
     "communication/push-vs-polling": ("push-vs-polling-ex3-answer",),
     "communication/queue-load-leveling": ("queue-load-leveling-ex3-answer",),
     "communication/scatter-gather": ("scatter-gather-ex3-answer",),

@@ -34,6 +34,182 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "security/token-validation": [
+        Wrong({f"{(TV := 'token-validation')}-ex1-answer": (
+                   ("ttl = min(self.cache_ttl_s, answer[\"exp\"] - now)",
+                    "ttl = answer[\"exp\"] - now"),),
+               f"{TV}-ex2-answer": "chosen_ttl_s = 5.0",
+               f"{TV}-ex3-answer": "hit_ratio = 0.9\nadded_latency_ms = (1 - 0.9) * 4.0\n"
+                                   "issuer_qps = (1 - 0.9) * 2000.0\n"
+                                   "worst_revocation_s = 10 * 60 + 30.0"},
+              {f"{TV}-ex1-tests": "longer than cache_ttl_s",
+               f"{TV}-ex2-tests": "too many requests miss the cache",
+               f"{TV}-ex3-tests": "1 − 1/(rate·TTL) is not the hit ratio"},
+              hides=("0.909", "0.3636", "181.8", "630")),
+        Wrong({f"{TV}-ex1-answer": (("            ttl = self.negative_ttl_s",
+                                     "            ttl = 0"),),
+               f"{TV}-ex2-answer": "chosen_ttl_s = 30.0",
+               f"{TV}-ex3-answer": "hit_ratio = 10 / 11\nadded_latency_ms = (1 - 10 / 11) * 4.0\n"
+                                   "issuer_qps = (1 - 10 / 11) * 2000.0\n"
+                                   "worst_revocation_s = 600.0"},
+              {f"{TV}-ex1-tests": "inactive answers must be cached too",
+               f"{TV}-ex2-tests": "the TTL bounds that delay",
+               f"{TV}-ex3-tests": "the leeway is forgotten"},
+              hides=("0.909", "0.3636", "181.8", "630")),
+        Wrong({f"{TV}-ex1-answer": (("            ttl = self.negative_ttl_s",
+                                     "            ttl = self.cache_ttl_s"),),
+               f"{TV}-ex3-answer": "hit_ratio = 10 / 11\nadded_latency_ms = 10 / 11 * 4.0\n"
+                                   "issuer_qps = (1 - 10 / 11) * 2000.0\n"
+                                   "worst_revocation_s = 630.0"},
+              {f"{TV}-ex1-tests": "not cache_ttl_s",
+               f"{TV}-ex3-tests": "it is the misses that pay it"},
+              hides=("0.909", "0.3636", "181.8", "630")),
+    ],
+    "security/rate-limiting": [
+        Wrong({f"{(RL := 'rate-limiting')}-ex1-answer": (
+                   ("self.previous = self.current if k == self.window + 1 else 0",
+                    "self.previous = 0"),),
+               f"{RL}-ex2-answer": "chosen = RateLimitConfig(rate=2.0, burst=20)",
+               f"{RL}-ex3-answer": "token_bucket_max = 8 * 30\nfixed_window_max = 2 * 240"},
+              {f"{RL}-ex1-tests": "was not carried over",
+               f"{RL}-ex2-tests": "cannot hold a client's burst",
+               f"{RL}-ex3-tests": "only r·t"},
+              hides=("280", "480")),
+        Wrong({f"{RL}-ex1-answer": (("self.previous * (1 - gone)", "self.previous * gone"),),
+               f"{RL}-ex2-answer": "chosen = RateLimitConfig(rate=4.0, burst=50)",
+               f"{RL}-ex3-answer": "token_bucket_max = 40 + 8 * 30\nfixed_window_max = 240"},
+              {f"{RL}-ex1-tests": "weighted by f instead of 1 − f",
+               f"{RL}-ex2-tests": "r is the knob that matters here",
+               f"{RL}-ex3-tests": "one window only"},
+              hides=("280", "480")),
+        Wrong({f"{RL}-ex1-answer": (
+                   ("        if math.floor(estimate) + 1 <= self.limit:\n"
+                    "            self.current += 1\n            return True\n        return False",
+                    "        self.current += 1\n"
+                    "        return math.floor(estimate) + 1 <= self.limit"),),
+               f"{RL}-ex3-answer": "token_bucket_max = 40 * 30\nfixed_window_max = 2 * 240"},
+              {f"{RL}-ex1-tests": "the refused requests were counted",
+               f"{RL}-ex3-tests": "b·t mixes units"},
+              hides=("280", "480")),
+    ],
+    "security/secrets-rotation": [
+        Wrong({f"{(SR := 'secrets-rotation')}-ex1-answer": (
+                   ("now >= self.replaced_at[kid] + self.grace_s",
+                    "now > self.replaced_at[kid] + self.grace_s"),),
+               f"{SR}-ex2-answer": "chosen_ttl_s = 600.0\nchosen_fraction = 0.5\n"
+                                   "chosen_jitter = 0.0",
+               f"{SR}-ex3-answer": "cycle = 0.6 * 900\nissuer_qps = 1 / 900\n"
+                                   "mean_exposure_s = 900 - cycle / 2\n"
+                                   "mean_c = cycle * (1 - 0.5 / 2)\n"
+                                   "mean_c2 = cycle**2 * (1 - 0.5 + 0.5**2 / 3)\n"
+                                   "jittered_mean_exposure_s = 900 - mean_c2 / (2 * mean_c)"},
+              {f"{SR}-ex1-tests": "(>=, not >)",
+               f"{SR}-ex2-tests": "not under 400 s",
+               f"{SR}-ex3-tests": "one client's renewal rate"},
+              hides=("2.222", "630", "690")),
+        Wrong({f"{SR}-ex1-answer": (
+                   ('return None if hmac.compare_digest(expected, tag) else "bad signature"',
+                    "return None"),),
+               f"{SR}-ex2-answer": "chosen_ttl_s = 300.0\nchosen_fraction = 0.3\n"
+                                   "chosen_jitter = 0.3",
+               f"{SR}-ex3-answer": "cycle = 0.6 * 900\nissuer_qps = 1200 / cycle\n"
+                                   "mean_exposure_s = 900 / 2\n"
+                                   "mean_c = cycle * (1 - 0.5 / 2)\n"
+                                   "mean_c2 = cycle**2 * (1 - 0.5 + 0.5**2 / 3)\n"
+                                   "jittered_mean_exposure_s = 900 - mean_c2 / (2 * mean_c)"},
+              {f"{SR}-ex1-tests": "the tag must be checked",
+               f"{SR}-ex2-tests": "must outlast the 200 s outage",
+               f"{SR}-ex3-tests": "TTL/2, which holds only"},
+              hides=("2.222", "630", "690")),
+        Wrong({f"{SR}-ex1-answer": (
+                   ('        if now >= version.expires_at:\n            return "expired"\n'
+                    '        if kid in self.replaced_at and now >= self.replaced_at[kid] + '
+                    'self.grace_s:\n            return "grace over"\n',
+                    '        if kid in self.replaced_at and now >= self.replaced_at[kid] + '
+                    'self.grace_s:\n            return "grace over"\n'
+                    '        if now >= version.expires_at:\n            return "expired"\n'),),
+               f"{SR}-ex2-answer": "chosen_ttl_s = 450.0\nchosen_fraction = 0.5\n"
+                                   "chosen_jitter = 0.0",
+               f"{SR}-ex3-answer": "cycle = 0.6 * 900\nissuer_qps = 1200 / cycle\n"
+                                   "mean_exposure_s = 900 - cycle / 2\n"
+                                   "jittered_mean_exposure_s = 900 - 0.75 * cycle / 2"},
+              {f"{SR}-ex1-tests": "check expiry before the grace period",
+               f"{SR}-ex2-tests": "lock step",
+               f"{SR}-ex3-tests": "length-biased sampling"},
+              hides=("2.222", "630", "690")),
+        Wrong({f"{SR}-ex3-answer": "cycle = 0.6 * 900\nissuer_qps = 1200 / 900\n"
+                                   "mean_exposure_s = 900 - cycle / 2\n"
+                                   "mean_c = cycle * (1 - 0.5 / 2)\n"
+                                   "mean_c2 = cycle**2 * (1 - 0.5 + 0.5**2 / 3)\n"
+                                   "jittered_mean_exposure_s = 900 - mean_c2 / (2 * mean_c)"},
+              {f"{SR}-ex3-tests": "that is clients/TTL"},
+              hides=("2.222", "630", "690")),
+    ],
+    "security/envelope-encryption": [
+        Wrong({f"{(EE := 'envelope-encryption')}-ex1-answer": (
+                   ("key.bytes + nbytes > self.max_bytes",
+                    "key.bytes + nbytes >= self.max_bytes"),),
+               f"{EE}-ex2-answer": "chosen_max_messages = 100\nchosen_max_age_s = 1.0",
+               f"{EE}-ex3-answer": "calls_per_s_a = 600.0\ncalls_per_s_b = 8 / (10 + 8 / 40)\n"
+                                   "blast_b = 1 + (40 / 8) * 10"},
+              {f"{EE}-ex1-tests": "a message that fills the budget exactly still fits",
+               f"{EE}-ex2-tests": "each client's key must serve more messages",
+               f"{EE}-ex3-tests": "one call per message"},
+              hides=("0.7843", "51.0")),
+        Wrong({f"{EE}-ex1-answer": (
+                   ("            self.current = None\n            return None\n",
+                    "            return None\n"),),
+               f"{EE}-ex2-answer": "chosen_max_messages = 400\nchosen_max_age_s = 1.0",
+               f"{EE}-ex3-answer": "calls_per_s_a = 600 / 1000\ncalls_per_s_b = 40 / 1000\n"
+                                   "blast_b = 1 + (40 / 8) * 10"},
+              {f"{EE}-ex1-tests": "take must evict the key",
+               f"{EE}-ex2-tests": "over the blast-radius budget",
+               f"{EE}-ex3-tests": "the message limit does not bind here"},
+              hides=("0.7843", "51.0")),
+        Wrong({f"{EE}-ex1-answer": (
+                   ("key is None or not self.usable(key, self.clock())\n", "key is None\n"),),
+               f"{EE}-ex3-answer": "calls_per_s_a = 600 / 1000\ncalls_per_s_b = 8 / (10 + 8 / 40)\n"
+                                   "blast_b = (40 / 8) * 10"},
+              {f"{EE}-ex1-tests": "keep the lesson's rules",
+               f"{EE}-ex3-tests": "the message that opened the key counts too"},
+              hides=("0.7843", "51.0")),
+    ],
+    "security/zero-trust-mtls": [
+        Wrong({f"{(ZT := 'zero-trust-mtls')}-ex1-answer": (
+                   ("    try:\n        cert.verify_directly_issued_by(ca)\n"
+                    "    except (ValueError, TypeError, InvalidSignature) as error:\n"
+                    "        raise PermissionError(f\"not issued by our CA: {error}\") from None\n",
+                    ""),),
+               f"{ZT}-ex2-answer": "chosen_max_age_s = 20.0\nchosen_ticket_lifetime_s = 0.0",
+               f"{ZT}-ex3-answer": "added_tls13_ms = 0.65 * 1 * 3.2 * 5\n"
+                                   "added_tls12_ms = (1 - 0.65) * 2 * 3.2 * 5\n"
+                                   "q_needed_tls12 = 1 - (1 - 0.65) / 2"},
+              {f"{ZT}-ex1-tests": "anyone can make a CA",
+               f"{ZT}-ex2-tests": "only if the ticket is still fresh",
+               f"{ZT}-ex3-tests": "counts the hops that reuse a connection"},
+              hides=("11.2", "0.825")),
+        Wrong({f"{ZT}-ex1-answer": (
+                   ("    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:\n"
+                    "        raise PermissionError(\"the certificate is not valid now\")\n", ""),),
+               f"{ZT}-ex2-answer": "chosen_max_age_s = 5.0\nchosen_ticket_lifetime_s = 600.0",
+               f"{ZT}-ex3-answer": "added_tls13_ms = (1 - 0.65) * 1 * 3.2 * 5\n"
+                                   "added_tls12_ms = (1 - 0.65) * 1 * 3.2 * 5\n"
+                                   "q_needed_tls12 = 1 - (1 - 0.65) / 2"},
+              {f"{ZT}-ex1-tests": "check not_valid_before_utc",
+               f"{ZT}-ex2-tests": "q grows with the calls one connection serves",
+               f"{ZT}-ex3-tests": "takes two round trips, not one"},
+              hides=("11.2", "0.825")),
+        Wrong({f"{ZT}-ex1-answer": (("        if name in allowed:\n            return name\n",
+                                     "        return name\n"),),
+               f"{ZT}-ex2-answer": "chosen_max_age_s = 30.0\nchosen_ticket_lifetime_s = 600.0",
+               f"{ZT}-ex3-answer": "added_tls13_ms = (1 - 0.65) * 1 * 3.2\n"
+                                   "added_tls12_ms = (1 - 0.65) * 2 * 3.2 * 5\n"
+                                   "q_needed_tls12 = 0.65 / 2"},
+              {f"{ZT}-ex1-tests": "authentication is not authorization",
+               f"{ZT}-ex2-tests": "to every connection within 20 s",
+               f"{ZT}-ex3-tests": "halves the reuse ratio"},
+              hides=("11.2", "0.825")),
+    ],
     "communication/publish-subscribe": [
         Wrong({f"{(PS := 'publish-subscribe')}-ex1-answer": (
                    ("if now - delivered_at >= min_idle_s:",
