@@ -200,7 +200,12 @@ class LabPage:
         """Each distinct ``.ipynb`` the rendered Markdown links to: {link number: served path}."""
         prefix = urlsplit(self.base_url).path + "/files/"
         links: dict[int, str] = {}
-        hrefs = self.panel.locator(".jp-RenderedMarkdown a").evaluate_all(
+        anchors = self.panel.locator(".jp-RenderedMarkdown a")
+        try:  # on a busy machine the Markdown cells render a while after the tab opens
+            anchors.first.wait_for(timeout=30_000)
+        except PlaywrightTimeoutError:
+            return links
+        hrefs = anchors.evaluate_all(
             "anchors => anchors.map(a => a.href)")
         for index, href in enumerate(hrefs):
             path = urlsplit(href).path

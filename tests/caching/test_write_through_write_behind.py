@@ -255,6 +255,8 @@ def test_a_killed_writer_loses_acknowledged_writes_only_with_write_behind(tmp_pa
              {"policy": "write-behind", "write_rate": 800, "flush_interval_s": 0.2,
               "kill_after_s": 0.5, "seed": 2}]  # 0.5 s: half-way through a flush cycle
     through, behind = crash_tests(specs, tmp_path)
-    assert through.acknowledged > 50 and through.lost == 0
+    # Enough acknowledged writes to mean something (a busy CI machine managed 30 in 0.4 s),
+    # and not one of them lost.
+    assert through.acknowledged >= 10 and through.lost == 0
     # Expected about λ·F/2 = 80 at mid-cycle; at most λ·(F + commit time) at any phase.
     assert 0 < behind.lost <= behind.write_rate * (0.2 + 0.1)
