@@ -70,6 +70,14 @@ GOAL_PATHS: dict[str, list[tuple[str, str]]] = {
         ("distributed-data/gossip-anti-entropy", "Gossip and anti-entropy"),
         ("specialized/consensus", "Consensus"),
     ],
+    "Shape the architecture": [
+        ("architectural/event-driven-architecture", "Event-driven architecture"),
+        ("architectural/cqrs", "CQRS"),
+        ("architectural/shared-nothing-scale-out", "Shared-nothing scale-out"),
+        ("architectural/cell-based-architecture", "Cell-based architecture"),
+        ("architectural/serverless", "Serverless keep-alive"),
+        ("architectural/edge-computing", "Edge computing"),
+    ],
     "Secure it": [
         ("security/rate-limiting", "Rate limiting"),
         ("security/token-validation", "Token validation at the gateway"),

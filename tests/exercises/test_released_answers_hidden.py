@@ -23,6 +23,7 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "architectural/shared-nothing-scale-out": ("shared-nothing-scale-out-ex3-answer",),
     "security/token-validation": ("token-validation-ex3-answer",),
     "security/rate-limiting": ("rate-limiting-ex3-answer",),
     "security/envelope-encryption": ("envelope-encryption-ex3-answer",),
@@ -46,6 +47,11 @@ REASONING = {
     "performance/load-balancing": ("load-balancing-ex3-answer",),
     "performance/read-replicas": ("read-replicas-ex3-answer",),
     "performance/request-batching": ("request-batching-ex3-answer",),
+    "architectural/cqrs": ("cqrs-ex3-answer",),
+    "architectural/event-driven-architecture": ("event-driven-architecture-ex3-answer",),
+    "architectural/serverless": ("serverless-ex3-answer",),
+    "architectural/edge-computing": ("edge-computing-ex3-answer",),
+    "architectural/cell-based-architecture": ("cell-based-architecture-ex3-answer",),
     "communication/priority-queue": ("priority-queue-ex3-answer",),
     "communication/transactional-outbox": ("transactional-outbox-ex3-answer",),
     "communication/saga": ("saga-ex3-answer",),

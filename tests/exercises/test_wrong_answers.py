@@ -34,6 +34,224 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "architectural/event-driven-architecture": [
+        Wrong({f"{(EDA := 'event-driven-architecture')}-ex1-answer": (
+                   ("        if len(self.seen) > self.capacity:\n"
+                    "            self.seen.popitem(last=False)\n", ""),),
+               f"{EDA}-ex2-answer": "chosen_sync_steps = 2\nchosen_consumers = 3",
+               f"{EDA}-ex3-answer": "sync_availability = 0.9995\nsync_mean_latency_s = 0.175\n"
+                                    "async_acceptance = 0.9995 * 0.9999\n"
+                                    "drain_s = 50 * 600 / (2 * 40 - 50)"},
+              {f"{EDA}-ex1-tests": "seen grew past capacity",
+               f"{EDA}-ex2-tests": "a service called synchronously is down",
+               f"{EDA}-ex3-tests": "that is the front door alone"},
+              hides=("0.99550", "0.99940")),
+        Wrong({f"{EDA}-ex1-answer": (("        if event.id in self.seen:",
+                                      "        if False:"),),
+               f"{EDA}-ex2-answer": "chosen_sync_steps = 0\nchosen_consumers = 2",
+               f"{EDA}-ex3-answer": "sync_availability = 0.9995 * 0.999**4\n"
+                                    "sync_mean_latency_s = 0.175\n"
+                                    "async_acceptance = 0.9995 * 0.9999\ndrain_s = 600.0"},
+              {f"{EDA}-ex1-tests": "a repeated id must be skipped",
+               f"{EDA}-ex2-tests": "the capacity left over after the new arrivals",
+               f"{EDA}-ex3-tests": "that is the outage itself"},
+              hides=("0.99550", "0.99940")),
+        Wrong({f"{EDA}-ex1-answer": (("popitem(last=False)", "popitem()"),),
+               f"{EDA}-ex3-answer": "sync_availability = 0.9995 * 0.999**4\n"
+                                    "sync_mean_latency_s = 0.175\n"
+                                    "async_acceptance = 0.9995 * 0.9999\n"
+                                    "drain_s = 50 * 600 / 80"},
+              {f"{EDA}-ex1-tests": "the newest id was dropped instead of the oldest",
+               f"{EDA}-ex3-tests": "new orders keep arriving while it drains"},
+              hides=("0.99550", "0.99940")),
+        Wrong({f"{EDA}-ex3-answer": "sync_availability = 0.9995 * 0.999**4\n"
+                                    "sync_mean_latency_s = 0.175\n"
+                                    "async_acceptance = 0.9995 * 0.9999\n"
+                                    "drain_s = 'about a quarter of an hour'"},
+              {f"{EDA}-ex3-tests": "drain_s must be a number"},
+              hides=("0.99550", "0.99940")),
+    ],
+    "architectural/shared-nothing-scale-out": [
+        Wrong({f"{(SN := 'shared-nothing-scale-out')}-ex1-answer": (
+                   ("        return bisect.bisect_right(self.boundaries, key)",
+                    "        return bisect.bisect_left(self.boundaries, key)"),),
+               f"{SN}-ex2-answer": "chosen_nodes = 16\nchosen_cross_fraction = 0.25",
+               f"{SN}-ex3-answer": "import math\nsigma, kappa = 0.03, 0.0004\n"
+                                   "peak_nodes = math.sqrt(1 / kappa)\n"
+                                   "amdahl_ceiling = 1 / sigma\ncapacity_at_peak = 14.49"},
+              {f"{SN}-ex1-tests": "bisect_left puts it in the node below",
+               f"{SN}-ex2-tests": "under 1000",
+               f"{SN}-ex3-tests": "the contention term is missing"},
+              hides=("49.24", "33.33", "14.49")),
+        Wrong({f"{SN}-ex1-answer": (
+                   ("        last = bisect.bisect_left(self.boundaries, high)",
+                    "        last = bisect.bisect_right(self.boundaries, high)"),),
+               f"{SN}-ex2-answer": "chosen_nodes = 32\nchosen_cross_fraction = 0.25",
+               f"{SN}-ex3-answer": "import math\nsigma, kappa = 0.03, 0.0004\n"
+                                   "peak_nodes = math.sqrt((1 - sigma) / kappa)\n"
+                                   "amdahl_ceiling = 1 / (1 - sigma)\ncapacity_at_peak = 14.49"},
+              {f"{SN}-ex1-tests": "high is excluded",
+               f"{SN}-ex2-tests": "past the knee",
+               f"{SN}-ex3-tests": "from the parallel share 1 − σ"},
+              hides=("49.24", "33.33", "14.49")),
+        Wrong({f"{SN}-ex2-answer": "chosen_nodes = 20\nchosen_cross_fraction = 0.1",
+               f"{SN}-ex3-answer": "import math\nsigma, kappa = 0.03, 0.0004\n"
+                                   "peak_nodes = math.sqrt((1 - sigma) / kappa)\n"
+                                   "amdahl_ceiling = 1 / sigma\n"
+                                   "capacity_at_peak = "
+                                   "peak_nodes / (1 + sigma * (peak_nodes - 1))"},
+              {f"{SN}-ex2-tests": "at least a quarter of requests stay multi-partition",
+               f"{SN}-ex3-tests": "the coherency term is missing"},
+              hides=("49.24", "33.33", "14.49")),
+        Wrong({f"{SN}-ex3-answer": (("peak_nodes = math.sqrt((1 - sigma) / kappa)",
+                                     "peak_nodes = True"),)},
+              {f"{SN}-ex3-tests": "peak_nodes must be a positive number"},
+              hides=("49.24", "33.33", "14.49")),
+    ],
+    "architectural/cqrs": [
+        Wrong({f"{(CQ := 'cqrs')}-ex1-answer": (
+                   ("self.store.checkpoint < self.tokens.get(key, 0)",
+                    "self.store.checkpoint <= self.tokens.get(key, 0)"),),
+               f"{CQ}-ex2-answer": "chosen_partitions = 2",
+               f"{CQ}-ex3-answer": (("p_stale_50ms = math.exp(-spare * 0.05)",
+                                     "p_stale_50ms = math.exp(-1000.0 * 0.05)"),)},
+              {f"{CQ}-ex1-tests": "other keys always read the view",
+               f"{CQ}-ex2-tests": "not under 1 %",
+               f"{CQ}-ex3-tests": "the spare capacity μ − λ, not μ"},
+              hides=("0.00673", "0.04605", "0.00367", "0.00368")),
+        Wrong({f"{CQ}-ex1-answer": (("self.tokens.get(key, 0)", "self.token"),),
+               f"{CQ}-ex2-answer": "chosen_partitions = 4",
+               f"{CQ}-ex3-answer": (("p99_lag_s = math.log(100) / spare", "p99_lag_s = 0.01"),)},
+              {f"{CQ}-ex1-tests": "only keys this session wrote have a token",
+               f"{CQ}-ex2-tests": "choose the fewest",
+               f"{CQ}-ex3-tests": "not its 99th percentile"},
+              hides=("0.00673", "0.04605", "0.00367", "0.00368")),
+        Wrong({f"{CQ}-ex1-answer": (("            self.routed.append(\"write_side\")\n", ""),),
+               f"{CQ}-ex2-answer": "chosen_partitions = 1",
+               f"{CQ}-ex3-answer": (("mean_token_wait_s = math.exp(-spare * 0.01) / spare",
+                                     "mean_token_wait_s = math.exp(-1.0)"),)},
+              {f"{CQ}-ex1-tests": "append the side each read used",
+               f"{CQ}-ex2-tests": "not under 60 ms",
+               f"{CQ}-ex3-tests": "the share of reads that wait"},
+              hides=("0.00673", "0.04605", "0.00367", "0.00368")),
+        Wrong({f"{CQ}-ex3-answer": (("mean_token_wait_s = math.exp(-spare * 0.01) / spare",
+                                     "mean_token_wait_s = None"),)},
+              {f"{CQ}-ex3-tests": "mean_token_wait_s must be a number"},
+              hides=("0.00673", "0.04605", "0.00367", "0.00368")),
+    ],
+    "architectural/serverless": [
+        Wrong({f"{(SRVL := 'serverless')}-ex1-answer": (
+                   ("min(self.cap_s, max(self.recent) * (1 + self.margin))",
+                    "min(self.cap_s, sum(self.recent) / len(self.recent) * (1 + self.margin))"),),
+               f"{SRVL}-ex2-answer": "chosen_margin = 0.1\nchosen_bin_s = 60.0",
+               f"{SRVL}-ex3-answer": "rate = 240\np_cold = math.exp(-rate * 360)\n"
+                                     "idle_per_call_s = (1 - math.exp(-rate * 360)) / rate\n"
+                                     "tau_for_2pct_s = math.log(50) / rate"},
+              {f"{SRVL}-ex1-tests": "that is the mean of the recent idle times",
+               f"{SRVL}-ex2-tests": "the instance is reloaded too early",
+               f"{SRVL}-ex3-tests": "λ is a rate"},
+              hides=("0.2231", "186.4", "938.8")),
+        Wrong({f"{SRVL}-ex1-answer": (("            self.recent.pop(0)\n", "            pass\n"),),
+               f"{SRVL}-ex2-answer": "chosen_margin = 0.0\nchosen_bin_s = 1.0",
+               f"{SRVL}-ex3-answer": "rate = 1 / 240\np_cold = math.exp(-rate * 360)\n"
+                                     "idle_per_call_s = 360.0\n"
+                                     "tau_for_2pct_s = math.log(50) / rate"},
+              {f"{SRVL}-ex1-tests": "old idle times were never dropped",
+               f"{SRVL}-ex2-tests": "the pre-warm window ends after some calls arrive",
+               f"{SRVL}-ex3-tests": "does not idle the whole window"},
+              hides=("0.2231", "186.4", "938.8")),
+        Wrong({f"{SRVL}-ex1-answer": (
+                   ("min(self.cap_s, max(self.recent) * (1 + self.margin))",
+                    "max(self.recent) * (1 + self.margin)"),),
+               f"{SRVL}-ex2-answer": "chosen_margin = 0.0\nchosen_bin_s = 600.0",
+               f"{SRVL}-ex3-answer": "rate = 1 / 240\np_cold = math.exp(-rate * 360)\n"
+                                     "idle_per_call_s = (1 - math.exp(-rate * 360)) / rate\n"
+                                     "tau_for_2pct_s = -math.log(0.98) / rate"},
+              {f"{SRVL}-ex1-tests": "goes over cap_s",
+               f"{SRVL}-ex2-tests": "the instance is reloaded too early",
+               f"{SRVL}-ex3-tests": "2 % of the calls warm"},
+              hides=("0.2231", "186.4", "938.8")),
+        Wrong({f"{SRVL}-ex3-answer": "rate = 1 / 240\np_cold = math.exp(-rate * 360)\n"
+                                     "idle_per_call_s = (1 - math.exp(-rate * 360)) / rate\n"
+                                     "tau_for_2pct_s = math.log(50) * 4"},
+              {f"{SRVL}-ex3-tests": "units: that is in minutes"},
+              hides=("0.2231", "186.4", "938.8")),
+        Wrong({f"{SRVL}-ex3-answer": "rate = 1 / 240\np_cold = 1 - math.exp(-rate * 360)\n"
+                                     "idle_per_call_s = (1 - math.exp(-rate * 360)) / rate\n"
+                                     "tau_for_2pct_s = math.log(50) / rate"},
+              {f"{SRVL}-ex3-tests": "the probability of a warm start"},
+              hides=("0.2231", "186.4", "938.8")),
+        Wrong({f"{SRVL}-ex3-answer": "rate = 1 / 240\np_cold = 'rare'\n"
+                                     "idle_per_call_s = (1 - math.exp(-rate * 360)) / rate\n"
+                                     "tau_for_2pct_s = math.log(50) / rate"},
+              {f"{SRVL}-ex3-tests": "p_cold must be a number"},
+              hides=("0.2231", "186.4", "938.8")),
+    ],
+    "architectural/edge-computing": [
+        Wrong({f"{(EC := 'edge-computing')}-ex1-answer": (
+                   ("            if self.rtt_s[region][site] > nearest + self.max_extra_rtt_s:\n"
+                    "                break\n", ""),),
+               f"{EC}-ex2-answer": "chosen_sites = 2",
+               f"{EC}-ex3-answer": "mean_latency_ms_k1 = 178.0\nmean_latency_ms_k2 = 430.0\n"
+                                   "better_choice = 'central'"},
+              {f"{EC}-ex1-tests": "outside the budget",
+               f"{EC}-ex2-tests": "the round trip dominates",
+               f"{EC}-ex3-tests": "its own M/M/1 queue"},
+              hides=("180.9", "177.8")),
+        Wrong({f"{EC}-ex1-answer": (
+                   ("nearest = self.rtt_s[region][self.order[region][0]]",
+                    "nearest = min(self.rtt_s[region][s] for s in self.order[region]"
+                    " if self.healthy(s))"),),
+               f"{EC}-ex2-answer": "chosen_sites = 6",
+               f"{EC}-ex3-answer": "from simulations.theory import mmc_mean_response\n"
+                                   "mean_latency_ms_k1 = 60 + 1000 * mmc_mean_response(60, 10, 8)\n"
+                                   "mean_latency_ms_k2 = 80.94339622641509\n"
+                                   "better_choice = 'central'"},
+              {f"{EC}-ex1-tests": "healthy or not",
+               f"{EC}-ex2-tests": "too many sites",
+               f"{EC}-ex3-tests": "the service time itself"},
+              hides=("180.9", "177.8")),
+        Wrong({f"{EC}-ex3-answer": "from simulations.theory import mmc_mean_response\n"
+                                   "mean_latency_ms_k1 = 60 + 1000 * mmc_mean_response(60, 10, 8)\n"
+                                   "mean_latency_ms_k2 = 30 + 1000 * mmc_mean_response(30, 10, 4)\n"
+                                   "better_choice = 'edge'"},
+              {f"{EC}-ex3-tests": "the 30 ms saved on the round trip"},
+              hides=("180.9", "177.8")),
+        Wrong({f"{EC}-ex3-answer": "mean_latency_ms_k1 = None\nmean_latency_ms_k2 = 200.0\n"
+                                   "better_choice = 'central'"},
+              {f"{EC}-ex3-tests": "mean_latency_ms_k1 must be a number of milliseconds"},
+              hides=("180.9", "177.8")),
+    ],
+    "architectural/cell-based-architecture": [
+        Wrong({f"{(CBA := 'cell-based-architecture')}-ex1-answer": (
+                   ("            return self.pins[customer]\n",
+                    "            return super().route(customer)\n"),),
+               f"{CBA}-ex2-answer": "servers = 30\ncells = 6",
+               f"{CBA}-ex3-answer": "p_down = 0.3\np_touched = 0.9"},
+              {f"{CBA}-ex1-tests": "the pin is ignored",
+               f"{CBA}-ex2-tests": "not under 10 ms",
+               f"{CBA}-ex3-tests": "the share of the fleet in one shard"},
+              hides=("0.0083", "0.708", "120")),
+        Wrong({f"{CBA}-ex1-answer": (
+                   ("        if not (isinstance(cell, int) and 0 <= cell < self.cells):\n"
+                    "            raise ValueError(f\"cell must be in 0 .. {self.cells - 1} "
+                    "(got {cell!r})\")\n", ""),),
+               f"{CBA}-ex2-answer": "servers = 36\ncells = 4",
+               f"{CBA}-ex3-answer": "p_down = 1 / 45\np_touched = 1 - 35 / 120"},
+              {f"{CBA}-ex1-tests": "should raise ValueError",
+               f"{CBA}-ex2-tests": "over 17 %",
+               f"{CBA}-ex3-tests": "that counts pairs of workers"},
+              hides=("0.0083", "0.708", "120")),
+        Wrong({f"{CBA}-ex2-answer": "servers = 48\ncells = 6",
+               f"{CBA}-ex3-answer": "from math import comb\n\np_down = 1 / comb(10, 3)\n"
+                                    "p_touched = 1 - 0.7 ** 3"},
+              {f"{CBA}-ex2-tests": "over the budget of 36",
+               f"{CBA}-ex3-tests": "with replacement"},
+              hides=("0.0083", "0.708", "120")),
+        Wrong({f"{CBA}-ex3-answer": "p_down = 'one in many'\np_touched = 0.5"},
+              {f"{CBA}-ex3-tests": "p_down must be a probability"},
+              hides=("0.0083", "0.708", "120")),
+    ],
     "security/token-validation": [
         Wrong({f"{(TV := 'token-validation')}-ex1-answer": (
                    ("ttl = min(self.cache_ttl_s, answer[\"exp\"] - now)",

@@ -1,0 +1,1 @@
+"""The architectural lessons' patterns."""
