@@ -202,9 +202,9 @@ class LabPage:
         links: dict[int, str] = {}
         anchors = self.panel.locator(".jp-RenderedMarkdown a")
         try:  # on a busy machine the Markdown cells render a while after the tab opens
-            anchors.first.wait_for(timeout=30_000)
+            anchors.first.wait_for(state="attached", timeout=30_000)
         except PlaywrightTimeoutError:
-            return links
+            pass  # a notebook without links
         hrefs = anchors.evaluate_all(
             "anchors => anchors.map(a => a.href)")
         for index, href in enumerate(hrefs):
