@@ -226,6 +226,12 @@ class StampedeCache:
                 return entry.value
             token = self.locks.acquire(key, self.config.lock_timeout_s)
             if token is not None:
+                fresh = self.store.get(key)
+                if fresh is not None and self.clock() < fresh.expires_at:
+                    # another caller recomputed and let go between our read and our lock
+                    self.locks.release(key, token)
+                    self.metrics.count("hits")
+                    return fresh.value
                 self.metrics.count("misses")
                 return self._recompute(key, loader, token)
             if entry is not None:  # someone is recomputing: serve what we have meanwhile

@@ -324,6 +324,20 @@ def test_processes_sharing_a_redis_lock_recompute_once(redis_client):
     assert got == ["report"] * 16 and len(calls) == 1
 
 
+def test_a_caller_that_wins_the_lock_after_another_recomputed_does_not_recompute_again():
+    """The race: a caller reads "missing", another recomputes and lets go, then it wins the lock."""
+    cache = StampedeCache("race", StampedeConfig(beta=0))
+    grant = cache.locks.acquire
+
+    def acquire_after_someone_else_filled(key, ttl_s):
+        cache.store[key] = Entry("theirs", time.monotonic() + 60, 0.01)
+        return grant(key, ttl_s)
+
+    cache.locks.acquire = acquire_after_someone_else_filled
+    assert cache.get("cold", lambda: "recomputed twice") == "theirs"
+    assert cache.locks.acquire("cold", 1) is not None  # and the lock was let go
+
+
 def test_over_time_bins_agree_with_the_summary():
     run = simulate(Scenario(duration_s=15))
     bins, numbers = study.over_time(run), summary(run)
