@@ -31,6 +31,7 @@ import nbformat
 from course import paths, sandbox
 from course.notebook_files import NotebookError, relative
 from course.release import (
+    MARKERS,
     METADATA_KEY,
     RAISES,
     MarkupError,
@@ -268,19 +269,44 @@ def _outside_answers(status: str, message: str, answer_ids: tuple[str, ...],
                      f"answer cells are graded: move it into the answer cell {answer_ids[0]!r}")
 
 
-def _execute(nb: nbformat.NotebookNode, exercises: list, timeout: float, sandboxed: bool
-             ) -> list[CellRun]:
-    """Run each exercise in a process of its own (as many at once as there are cores)."""
+_MARKER_LINES = frozenset(f"### {marker}" for marker in MARKERS)
+# The reference solution's own runs, by job: an exercise whose cells are the reference's, to
+# the byte, has the reference's outcome, so grading the solution itself runs it once, not twice.
+_TRUSTED_RUNS: dict[str, dict[int, dict]] = {}
+
+
+def _execute(nb: nbformat.NotebookNode, exercises: list, timeout: float, sandboxed: bool,
+             *, trusted: bool = False) -> list[CellRun]:
+    """Run each exercise in a process of its own (as many at once as there are cores).
+    ``trusted``: these are the reference solution's cells; keep their outcomes."""
     jobs = [_job(nb, ex) for ex in exercises]
+    keys = [_job_key(cells, timeout, sandboxed) for cells in jobs]
+
+    def outcome(key: str, cells: list[dict]) -> dict[int, dict]:
+        if key in _TRUSTED_RUNS:
+            return _TRUSTED_RUNS[key]
+        done = sandbox.run_job(cells, timeout=timeout, sandboxed=sandboxed)
+        if trusted:
+            _TRUSTED_RUNS[key] = done
+        return done
+
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        outcomes = list(pool.map(
-            lambda cells: sandbox.run_job(cells, timeout=timeout, sandboxed=sandboxed), jobs))
+        outcomes = list(pool.map(outcome, keys, jobs))
     runs = [CellRun() for _ in nb.cells]
     for done in outcomes:  # a setup cell runs in every job: the first run that finished counts
         for index, outcome in done.items():
             if runs[index].status == "not-run":
                 runs[index] = CellRun.of(outcome)
     return runs
+
+
+def _job_key(cells: list[dict], timeout: float, sandboxed: bool) -> str:
+    """A job's identity, its marker lines (comments) left out: the solution as a learner
+    types it is the same job as the solutions notebook's cell."""
+    plain = [{**cell, "source": "\n".join(line for line in cell["source"].split("\n")
+                                          if line.strip() not in _MARKER_LINES)}
+             for cell in cells]
+    return hashlib.sha256(json.dumps([plain, timeout, sandboxed]).encode()).hexdigest()
 
 
 def _job(nb: nbformat.NotebookNode, ex) -> list[dict]:
@@ -314,7 +340,7 @@ def _reference_checks(solution_md: Path, solution_nb: nbformat.NotebookNode, exe
     try:
         found = {int(k): v for k, v in json.loads(stored.read_text(encoding="utf-8")).items()}
     except (OSError, ValueError, AttributeError):
-        runs = _execute(solution_nb, exercises, timeout, sandboxed)
+        runs = _execute(solution_nb, exercises, timeout, sandboxed, trusted=True)
         found = {ex.test_index: runs[ex.test_index].checks for ex in exercises
                  if runs[ex.test_index].status == "ok" and runs[ex.test_index].checks}
         if len(found) == len(exercises):  # keep only a reference that passed everywhere

@@ -42,6 +42,31 @@ def test_correct_answers_score_full_marks_and_json_is_one_object(repo_solutions,
         ("check-threshold-tests", "passed")]
 
 
+def test_the_solution_graded_against_itself_runs_each_exercise_once(repo_solutions,
+                                                                   monkeypatch, tmp_path):
+    """The reference run (the count of checks) and the graded run are the same code: one run.
+    A changed answer is run again, and only its exercise."""
+    from course import sandbox
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no stored reference
+    monkeypatch.setattr(grader, "_REFERENCES", {})
+    monkeypatch.setattr(grader, "_TRUSTED_RUNS", {})
+    jobs = []
+    run_job = sandbox.run_job
+    monkeypatch.setattr(sandbox, "run_job", lambda cells, **kw: jobs.append(cells) or
+                        run_job(cells, **kw))
+    solved = repo_solutions.submission("ada", answers=repo_solutions.solved_answers())
+    assert grader.grade(solved).points == 5 and len(jobs) == 3
+
+    answers = repo_solutions.solved_answers()
+    changed = next(iter(answers))
+    answers[changed] += "\n# the same answer, one comment longer"
+    again = repo_solutions.submission("bea", answers=answers)
+    assert grader.grade(again).points == 5 and len(jobs) == 4
+    assert any(cell["kind"] == "answer" and cell["source"].endswith("one comment longer")
+               for cell in jobs[-1])
+
+
 def test_batch_grades_every_learner_and_survives_a_broken_file(repo_solutions, capsys):
     tree = repo_solutions
     tree.submission("alice", answers=tree.solved_answers(), folder="class")
