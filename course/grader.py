@@ -270,8 +270,8 @@ def _outside_answers(status: str, message: str, answer_ids: tuple[str, ...],
 
 
 _MARKER_LINES = frozenset(f"### {marker}" for marker in MARKERS)
-# The reference solution's own runs, by job: an exercise whose cells are the reference's, to
-# the byte, has the reference's outcome, so grading the solution itself runs it once, not twice.
+# The reference solution's own runs, by job: an exercise whose cells are the reference's (marker
+# comments aside) has the reference's outcome, so grading the solution runs it once, not twice.
 _TRUSTED_RUNS: dict[str, dict[int, dict]] = {}
 
 
@@ -282,7 +282,7 @@ def _execute(nb: nbformat.NotebookNode, exercises: list, timeout: float, sandbox
     jobs = [_job(nb, ex) for ex in exercises]
     keys = [_job_key(cells, timeout, sandboxed) for cells in jobs]
 
-    def outcome(key: str, cells: list[dict]) -> dict[int, dict]:
+    def run_or_reuse(key: str, cells: list[dict]) -> dict[int, dict]:
         if key in _TRUSTED_RUNS:
             return _TRUSTED_RUNS[key]
         done = sandbox.run_job(cells, timeout=timeout, sandboxed=sandboxed)
@@ -291,7 +291,7 @@ def _execute(nb: nbformat.NotebookNode, exercises: list, timeout: float, sandbox
         return done
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        outcomes = list(pool.map(outcome, keys, jobs))
+        outcomes = list(pool.map(run_or_reuse, keys, jobs))
     runs = [CellRun() for _ in nb.cells]
     for done in outcomes:  # a setup cell runs in every job: the first run that finished counts
         for index, outcome in done.items():
