@@ -23,6 +23,13 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "distributed-data/sharding": ("sharding-ex3-answer",),
+    "distributed-data/gossip-anti-entropy": ("gossip-anti-entropy-ex3-answer",),
+    "distributed-data/bloom-filter": ("bloom-filter-ex3-answer",),
+    "distributed-data/replication-sync-async": ("replication-sync-async-ex3-answer",),
+    "distributed-data/event-sourcing-snapshots": ("event-sourcing-snapshots-ex3-answer",),
+    "distributed-data/quorum-consistency": ("quorum-consistency-ex3-answer",),
+    "distributed-data/consistent-hashing": ("consistent-hashing-ex3-answer",),
     "architectural/shared-nothing-scale-out": ("shared-nothing-scale-out-ex3-answer",),
     "security/token-validation": ("token-validation-ex3-answer",),
     "security/rate-limiting": ("rate-limiting-ex3-answer",),

@@ -34,6 +34,269 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "distributed-data/sharding": [
+        Wrong({f"{(SH := 'sharding')}-ex1-answer": (
+                   ("part = self._pick(key, self.copies.get(key, 1))", "part = 0"),),
+               f"{SH}-ex2-answer": 'chosen = {"shards": 20, "split_keys": 0, "split_factor": 1}',
+               f"{SH}-ex3-answer": (("ceiling_rps = 2000 / (p_hot + rest)",
+                                     "ceiling_rps = 2000 * 10.0"),)},
+              {f"{SH}-ex1-tests": "all reads went to too few copies",
+               f"{SH}-ex2-tests": "the hottest keys' shards cap the cluster",
+               f"{SH}-ex3-tests": "that is n·μ, the ceiling with no skew"},
+              hides=("9081", "14844")),
+        Wrong({f"{SH}-ex1-answer": (("for part in range(self.copies.get(key, 1)):\n"
+                                     "            super().put(sub_key(key, part), value)",
+                                     "super().put(key, value)"),),
+               f"{SH}-ex2-answer": 'chosen = {"shards": 20, "split_keys": 16, "split_factor": 8}',
+               f"{SH}-ex3-answer": (("split_ceiling_rps = 2000 / (p_hot * (0.8 / 5 + 0.2) + rest)",
+                                     "split_ceiling_rps = 2000 / (p_hot / 5 + rest)"),)},
+              {f"{SH}-ex1-tests": "a put must write every copy",
+               f"{SH}-ex2-tests": "every read of a split key visits all its sub-keys",
+               f"{SH}-ex3-tests": "that treats every request as a write"},
+              hides=("9081", "14844")),
+        Wrong({f"{SH}-ex1-answer": (("            for part in range(have, copies):\n"
+                                     "                super().put(sub_key(key, part), value)\n",
+                                     "            pass\n"),),
+               f"{SH}-ex2-answer": 'chosen = {"shards": 24, "split_keys": 4, "split_factor": 4}',
+               f"{SH}-ex3-answer": (("ceiling_rps = 2000 / (p_hot + rest)",
+                                     "ceiling_rps = 2000 / p_hot"),)},
+              {f"{SH}-ex1-tests": "replicate must write the current value into the new copies",
+               f"{SH}-ex2-tests": "at most 20 shards are allowed",
+               f"{SH}-ex3-tests": "that counts only the hottest key on its shard"},
+              hides=("9081", "14844")),
+    ],
+    "distributed-data/gossip-anti-entropy": [
+        Wrong({f"{(GAE := 'gossip-anti-entropy')}-ex1-answer": (
+                   ("                    if len(deltas) == self.max_batch:\n"
+                    "                        break\n", ""),),
+               f"{GAE}-ex2-answer": "chosen_mode = 'push-pull'\nchosen_fanout = 2\n"
+                                    "chosen_period_s = 1.0",
+               f"{GAE}-ex3-answer": "import math\npush_rounds = math.log2(65_536)\n"
+                                    "hashes_compared = 1 + 2 * 12\n"
+                                    "keys_exchanged = 1 + (500_000 - 1) / 4096"},
+              {f"{GAE}-ex1-tests": "send the first 8 and let the next digest ask",
+               f"{GAE}-ex2-tests": "frequent small rounds beat rare large ones",
+               f"{GAE}-ex3-tests": "that is log₂N alone"},
+              hides=("27.09", "123.07")),
+        Wrong({f"{GAE}-ex1-answer": (
+                   ('summary = tuple(sorted((origin, len(values)) for origin, values in '
+                    'ctx.disk["log"].items()))',
+                    'summary = (tuple(sorted((origin, len(values)) for origin, values in '
+                    'ctx.disk["log"].items())), frozenset(v for values in '
+                    'ctx.disk["log"].values() for v in values))'),
+                   ("have = dict(message[1])", "have = dict(message[1][0])")),
+               f"{GAE}-ex2-answer": "chosen_mode = 'push'\nchosen_fanout = 1\n"
+                                    "chosen_period_s = 0.5",
+               f"{GAE}-ex3-answer": "import math\n"
+                                    "push_rounds = math.log2(65_536) + math.log(65_536)\n"
+                                    "hashes_compared = 12\n"
+                                    "keys_exchanged = 1 + (500_000 - 1) / 4096"},
+              {f"{GAE}-ex1-tests": "a digest that lists elements grows with the set",
+               f"{GAE}-ex2-tests": "calling nodes that already know (the end game)",
+               f"{GAE}-ex3-tests": "one hash per level below the root"},
+              hides=("27.09", "123.07")),
+        Wrong({f"{GAE}-ex1-answer": (
+                   ('        ctx.send(peer, ("digest", summary))\n'
+                    '        ctx.set_timer(self.period_s, "pull")',
+                    '        ctx.send(peer, ("digest", summary))'),),
+               f"{GAE}-ex2-answer": "chosen_mode = 'push-pull'\nchosen_fanout = 2\n"
+                                    "chosen_period_s = 0.5",
+               f"{GAE}-ex3-answer": "import math\n"
+                                    "push_rounds = math.log2(65_536) + math.log(65_536)\n"
+                                    "hashes_compared = 1 + 2 * 12\n"
+                                    "keys_exchanged = 500_000 / 4096"},
+              {f"{GAE}-ex1-tests": "Something acknowledged never reached every node",
+               f"{GAE}-ex2-tests": "over the 4000 budget",
+               f"{GAE}-ex3-tests": "that is an average bucket"},
+              hides=("27.09", "123.07")),
+        Wrong({f"{GAE}-ex1-answer": (
+                   ("            ctx.reply(request)\n        else:",
+                    "            ctx.reply(request)\n"
+                    '            ctx.send(ctx.peers[0], ("deltas", ((ctx.node_id, '
+                    "len(log[ctx.node_id]) - 1, request.value),)))\n        else:"),),
+               f"{GAE}-ex2-answer": "chosen_mode = 'push-pull'\nchosen_fanout = 1.5\n"
+                                    "chosen_period_s = 0.5",
+               f"{GAE}-ex3-answer": "import math\npush_rounds = 'about 27'\n"
+                                    "hashes_compared = 1 + 2 * 12\n"
+                                    "keys_exchanged = 1 + (500_000 - 1) / 4096"},
+              {f"{GAE}-ex1-tests": "deltas it did not ask for",
+               f"{GAE}-ex2-tests": "chosen_fanout a whole number",
+               f"{GAE}-ex3-tests": "push_rounds must be a positive number"},
+              hides=("27.09", "123.07")),
+    ],
+    "distributed-data/bloom-filter": [
+        Wrong({f"{(BF := 'bloom-filter')}-ex1-answer": (
+                   ("                self.counts[p] += 1", "                self.counts[p] = 1"),),
+               f"{BF}-ex2-answer": "chosen_bits_per_key = 8.0\nchosen_hashes = None",
+               f"{BF}-ex3-answer": "import math\nbits_per_key = math.log2(1000)\n"
+                                   "hashes = round(bits_per_key * math.log(2))\n"
+                                   "filter_mib = 200e6 * bits_per_key / 8 / 2**20"},
+              {f"{BF}-ex1-tests": "reached zero too early",
+               f"{BF}-ex2-tests": "the filters let too many absent keys through",
+               f"{BF}-ex3-tests": "that is log2(1/f)"},
+              hides=("14.38", "342.7", "342.8")),
+        Wrong({f"{BF}-ex1-answer": (
+                   ("        if any(self.counts[p] == 0 for p in positions):\n"
+                    "            raise ValueError(f\"{key!r} was never added: one of its counters "
+                    "is zero\")\n", ""),),
+               f"{BF}-ex2-answer": "chosen_bits_per_key = 16.0\nchosen_hashes = None",
+               f"{BF}-ex3-answer": "import math\nbits_per_key = -math.log(0.001) / math.log(2) ** 2"
+                                   "\nhashes = round(bits_per_key)\n"
+                                   "filter_mib = 200e6 * bits_per_key / 8 / 2**20"},
+              {f"{BF}-ex1-tests": "removing a key that was never added should raise ValueError",
+               f"{BF}-ex2-tests": "over the 24 KiB budget",
+               f"{BF}-ex3-tests": "that is k = m/n"},
+              hides=("14.38", "342.7", "342.8")),
+        Wrong({f"{BF}-ex1-answer": (
+                   ("            if self.counts[p] < self.MAX:\n"
+                    "                self.counts[p] += 1", "            self.counts[p] += 1"),),
+               f"{BF}-ex2-answer": "chosen_bits_per_key = 12.0\nchosen_hashes = 1",
+               f"{BF}-ex3-answer": "import math\nbits_per_key = -math.log(0.001) / math.log(2) ** 2"
+                                   "\nhashes = round(bits_per_key * math.log(2))\n"
+                                   "filter_mib = 200e6 * bits_per_key / 8 / 1e6"},
+              {f"{BF}-ex1-tests": "add must stop at MAX",
+               f"{BF}-ex2-tests": "far from the best k",
+               f"{BF}-ex3-tests": "that is in MB"},
+              hides=("14.38", "342.7", "342.8")),
+    ],
+    "distributed-data/replication-sync-async": [
+        Wrong({f"{(RSA := 'replication-sync-async')}-ex1-answer": (
+                   ("        return in_reach >= self.k", "        return True"),),
+               f"{RSA}-ex2-answer": "chosen_replicas = ('same-zone', 'zone-b', 'region-2')\n"
+                                    "chosen_acks = 1",
+               f"{RSA}-ex3-answer": (("sync_all_ms = mean_ms * (1 + 1 / 2 + 1 / 3)",
+                                      "sync_all_ms = 3 * mean_ms"),)},
+              {f"{RSA}-ex1-tests": "Refuse requests in admit",
+               f"{RSA}-ex2-tests": "the replica in the primary's own zone",
+               f"{RSA}-ex3-tests": "the replicas work in parallel"},
+              hides=("9.1667", "4.1667", "9.17", "4.17")),
+        Wrong({f"{RSA}-ex1-answer": (
+                   ("        ranked = sorted(self.acked.values(), reverse=True)\n"
+                    "        return ranked[self.k - 1] if len(ranked) >= self.k else 0\n",
+                    "        return len(ctx.disk['log'])\n"),),
+               f"{RSA}-ex2-answer": "chosen_replicas = ('zone-b', 'zone-c', 'region-2')\n"
+                                    "chosen_acks = 2",
+               f"{RSA}-ex3-answer": (("two_of_three_ms = mean_ms * (1 / 3 + 1 / 2)",
+                                      "two_of_three_ms = mean_ms * (1 + 1 / 2)"),)},
+              {f"{RSA}-ex1-tests": "a read missed an acknowledged write",
+               f"{RSA}-ex2-tests": "wait for fewer",
+               f"{RSA}-ex3-tests": "the gaps' rates run the other way"},
+              hides=("9.1667", "4.1667", "9.17", "4.17")),
+        Wrong({f"{RSA}-ex1-answer": (
+                   ("        ranked = sorted(self.acked.values(), reverse=True)\n"
+                    "        return ranked[self.k - 1] if len(ranked) >= self.k else 0\n",
+                    "        return min(self.acked.values())\n"),),
+               f"{RSA}-ex2-answer": "chosen_replicas = ('zone-b', 'zone-c', 'region-2')\n"
+                                    "chosen_acks = 0",
+               f"{RSA}-ex3-answer": (("async_at_risk = 350 * mean_ms / 1000",
+                                      "async_at_risk = 350 * mean_ms"),)},
+              {f"{RSA}-ex1-tests": "waits for more backups than k",
+               f"{RSA}-ex2-tests": "nothing waits for a confirmation",
+               f"{RSA}-ex3-tests": "units: the lag is 0.005 s"},
+              hides=("9.1667", "4.1667", "9.17", "4.17")),
+    ],
+    "distributed-data/event-sourcing-snapshots": [
+        Wrong({f"{(ES := 'event-sourcing-snapshots')}-ex1-answer": (
+                   ("        for snapshot in self.snapshots_of(stream)[: self.max_load_attempts]:\n"
+                    "            if self.usable(snapshot):\n"
+                    "                return self.replay_from(stream, snapshot)\n", ""),),
+               f"{ES}-ex2-answer": "chosen_interval = 45",
+               f"{ES}-ex3-answer": (("s_star = math.sqrt(2 * lam * c_s / (f * c_r))",
+                                     "s_star = math.sqrt(lam * c_s / (f * c_r))"),)},
+              {f"{ES}-ex1-tests": "what the lesson's load does",
+               f"{ES}-ex2-tests": "S is too large for the target",
+               f"{ES}-ex3-tests": "the factor 2 is missing"},
+              hides=("1549.1", "14.142", "0.0010328")),
+        Wrong({f"{ES}-ex1-answer": (("self.snapshots_of(stream)[: self.max_load_attempts]",
+                                     "self.snapshots_of(stream)[::-1][: self.max_load_attempts]"),),
+               f"{ES}-ex2-answer": "chosen_interval = 10",
+               f"{ES}-ex3-answer": (("cost_at_s_star = lam * c_s / s_star + f * c_r * s_star / 2",
+                                     "cost_at_s_star = lam * c_s / s_star"),)},
+              {f"{ES}-ex1-tests": "the oldest snapshot was used",
+               f"{ES}-ex2-tests": "S is too small",
+               f"{ES}-ex3-tests": "one of the two terms only"},
+              hides=("1549.1", "14.142", "0.0010328")),
+        Wrong({f"{ES}-ex1-answer": (("self.snapshots_of(stream)[: self.max_load_attempts]",
+                                     "self.snapshots_of(stream)"),),
+               f"{ES}-ex2-answer": "chosen_interval = 100",
+               f"{ES}-ex3-answer": (("s_star_stateless = math.sqrt(2 * c_s / c_r)",
+                                     "s_star_stateless = math.sqrt(c_s / c_r)"),)},
+              {f"{ES}-ex1-tests": "more than max_load_attempts snapshots were tried",
+               f"{ES}-ex2-tests": "S is too large for the target",
+               f"{ES}-ex3-tests": "the factor 2 is missing: √(2c_s/c_r)"},
+              hides=("1549.1", "14.142", "0.0010328")),
+        Wrong({f"{ES}-ex1-answer": (("if self.usable(snapshot):", "if snapshot.intact:"),),
+               f"{ES}-ex3-answer": (("0.0002, 1 / 300", "0.0002, 1 / 5"),)},
+              {f"{ES}-ex1-tests": "a snapshot in an old schema was used",
+               f"{ES}-ex3-tests": "f must be per second"},
+              hides=("1549.1", "14.142", "0.0010328")),
+    ],
+    "distributed-data/quorum-consistency": [
+        Wrong({f"{(QC := 'quorum-consistency')}-ex1-answer": (
+                   ('if op.request.f == "read" and not op.quorum.stale:',
+                    'if op.request.f == "read":'),),
+               f"{QC}-ex2-answer": "R_CHOSEN = 2\nW_CHOSEN = 2",
+               f"{QC}-ex3-answer": "expected_read_ms = 10 * (1 + 1 / 2 + 1 / 3)\n"
+                                   "smallest_w = 9 - 3"},
+              {f"{QC}-ex1-tests": "skipped the write-back while that value might be held",
+               f"{QC}-ex2-tests": "of reads were stale, over 0.2 %",
+               f"{QC}-ex3-tests": "that waits for all of 3 replicas"},
+              hides=("7.8333", "7.833")),
+        Wrong({f"{QC}-ex1-answer": (
+                   ('        if op.request.f == "read" and not op.quorum.stale:\n'
+                    '            self.finish(ctx, op, op.quorum.newest.value)\n'
+                    '            return\n', ""),),
+               f"{QC}-ex2-answer": "R_CHOSEN = 3\nW_CHOSEN = 3",
+               f"{QC}-ex3-answer": "expected_read_ms = 10 * (1 / 5 + 1 / 4 + 1 / 3)\n"
+                                   "smallest_w = 9 - 3"},
+              {f"{QC}-ex1-tests": "every read still writes back",
+               f"{QC}-ex2-tests": "p99 read latency",
+               f"{QC}-ex3-tests": "strict vs non-strict inequality"},
+              hides=("7.8333", "7.833")),
+        Wrong({f"{QC}-ex1-answer": (
+                   ('if op.request.f == "read" and not op.quorum.stale:',
+                    'mine = op.quorum.answers.get(ctx.node_id)\n'
+                    '        if op.request.f == "read" and mine is not None and '
+                    'mine.stamp == op.quorum.newest.stamp:'),),
+               f"{QC}-ex2-answer": "R_CHOSEN = 1\nW_CHOSEN = 5",
+               f"{QC}-ex3-answer": "expected_read_ms = 10 * (1 + 1 / 2 + 1 / 3 + 1 / 4 + 1 / 5)"
+                                   "\nsmallest_w = 7"},
+              {f"{QC}-ex1-tests": "not linearizable",
+               f"{QC}-ex2-tests": "p99 write latency",
+               f"{QC}-ex3-tests": "that is the slowest of the 5"},
+              hides=("7.8333", "7.833")),
+        Wrong({f"{QC}-ex3-answer": "expected_read_ms = 'about 8 ms'\nsmallest_w = 7"},
+              {f"{QC}-ex3-tests": "is not a positive number of milliseconds"},
+              hides=("7.8333", "7.833")),
+    ],
+    "distributed-data/consistent-hashing": [
+        Wrong({f"{(CH := 'consistent-hashing')}-ex1-answer": (
+                   ("if self.load[node] < capacity:", "if self.load[node] <= capacity:"),),
+               f"{CH}-ex2-answer": "chosen_vnodes = 60",
+               f"{CH}-ex3-answer": (("moved_one_by_one = keys / 10 + keys / 11 + keys / 12",
+                                     "moved_one_by_one = 3 * keys / 12"),)},
+              {f"{CH}-ex1-tests": "below the capacity means strictly below",
+               f"{CH}-ex2-tests": "your setting only just works",
+               f"{CH}-ex3-tests": "as if they joined at once"},
+              hides=("329090", "329091", "900000", "9e+05")),
+        Wrong({f"{CH}-ex1-answer": (("        if key in self.assigned:\n"
+                                     "            return self.assigned[key]\n", ""),),
+               f"{CH}-ex2-answer": "chosen_vnodes = 1000",
+               f"{CH}-ex3-answer": (("moved_modulo = keys * (1 - 9 / math.lcm(9, 12))",
+                                     "moved_modulo = keys * 9 / math.lcm(9, 12)"),)},
+              {f"{CH}-ex1-tests": "a key assigned again was counted again",
+               f"{CH}-ex2-tests": "over the budget of 512",
+               f"{CH}-ex3-tests": "counts the keys that stay"},
+              hides=("329090", "329091", "900000", "9e+05")),
+        Wrong({f"{CH}-ex1-answer": (("                self.load[node] += 1\n", ""),),
+               f"{CH}-ex2-answer": "chosen_vnodes = 8",
+               f"{CH}-ex3-answer": (("moved_one_by_one = keys / 10 + keys / 11 + keys / 12",
+                                     "moved_one_by_one = keys / 9 + keys / 10 + keys / 11"),)},
+              {f"{CH}-ex1-tests": "the loads never grew",
+               f"{CH}-ex2-tests": "too few points per node",
+               f"{CH}-ex3-tests": "dividing by N counts"},
+              hides=("329090", "329091", "900000", "9e+05")),
+    ],
     "architectural/event-driven-architecture": [
         Wrong({f"{(EDA := 'event-driven-architecture')}-ex1-answer": (
                    ("        if len(self.seen) > self.capacity:\n"

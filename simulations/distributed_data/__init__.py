@@ -1,0 +1,1 @@
+"""The distributed-data lessons' studies."""
