@@ -9,12 +9,12 @@ import math
 import os
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import rbloom
+from concurrently import run_concurrently
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,12 +143,7 @@ def test_threads_adding_at_once_lose_no_key() -> None:
         for i in range(2_000):
             bloom.add(f"t{t}:{i}")
 
-    threads = [threading.Thread(target=writer, args=(t,), daemon=True) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
+    run_concurrently(writer, range(8), timeout_s=30)
     keys = [f"t{t}:{i}" for t in range(8) for i in range(2_000)]
     assert bloom.n == 16_000 and bloom.contains_many(keys).all()
     assert bloom.metrics.counts["adds"] == 16_000

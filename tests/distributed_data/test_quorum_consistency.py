@@ -3,10 +3,9 @@ forms and the PBS Monte Carlo, and the lab's nodes against the linearizability c
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
+from concurrently import run_concurrently
 
 from patterns.distributed_data.quorum_consistency import (
     ConsistencyLevel,
@@ -119,12 +118,7 @@ def test_store_counts_add_up_under_threads_and_replicas_converge():
                 store.mark_up("n3")
             store.write(f"k{j % 7}", (i, j)) if j % 2 else store.read(f"k{j % 7}")
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert not any(thread.is_alive() for thread in threads)
+    run_concurrently(worker, range(6))
     store.mark_up("n3")
     counts = store.metrics.counts
     assert counts["writes"] + counts["reads"] == 6 * 200

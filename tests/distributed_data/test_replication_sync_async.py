@@ -3,11 +3,11 @@ forms, the lab nodes under a crash-stop of the primary, and a real Redis with WA
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from concurrently import run_concurrently
 
 from patterns.distributed_data.replication_sync_async import (
     Entry,
@@ -134,12 +134,7 @@ def test_production_primary_counts_add_up_under_threads() -> None:
         for j in range(40):
             primary.write(f"k{i}", j)
 
-    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+    run_concurrently(writer, range(4), timeout_s=30)
     counts = primary.metrics.counts
     assert counts["writes"] == counts["acknowledged"] == 160 == len(primary.log)
     assert primary.committed == 160

@@ -8,13 +8,13 @@ from __future__ import annotations
 import binascii
 import logging
 import random
-import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import redis.crc
 import simpy
+from concurrently import run_concurrently
 
 from patterns.distributed_data.sharding import (
     SLOTS,
@@ -198,13 +198,8 @@ def test_live_migration_under_threads_loses_nothing():
         for slot in slots:
             router.migrate_slot(slot, "c", batch=2)
 
-    workers = [threading.Thread(target=client, args=(s,), daemon=True) for s in range(threads)]
-    workers.append(threading.Thread(target=mover, daemon=True))
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=60)
-    assert not any(w.is_alive() for w in workers)
+    run_concurrently(lambda s: mover() if s == threads else client(s), range(threads + 1),
+                     timeout_s=60)
     total = sum(router.counter(k) for k in keys) + router.counter("hot")
     assert total == len(keys) + threads * per_thread
     assert all(router.owner[s] == 2 for s in slots) and not router.migrating
