@@ -15,14 +15,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from patterns.checks import check_int
+from patterns.checks import check_choice, check_int
 from simulations.metrics import confidence_interval
 
-__all__ = ["Model", "aggregate", "column", "replicate", "sweep"]
+__all__ = ["Model", "aggregate", "column", "replicate", "sweep", "sweep_scenario"]
 
 Model = Callable[..., Mapping[str, float]]
 """``model(rng, **params) -> {metric name: value}``: one simulation run."""
@@ -102,3 +103,27 @@ def aggregate(
             out[m], out[m + "_ci"] = mean, half
         table.append(out)
     return table
+
+
+def sweep_scenario(
+    simulate: Callable[..., Any],
+    summary: Callable[[Any], Mapping[str, float]],
+    base: Any,
+    grid: Mapping[str, Iterable[Any]],
+    *,
+    settings: Iterable[str],
+    metrics: Sequence[str],
+    replications: int = 1,
+) -> list[dict[str, Any]]:
+    """A study's sweep: ``summary(simulate(base with the grid's settings, rng))`` at every
+    combination of ``grid``, through `sweep` and `aggregate`, seeded by ``base.seed`` (so every
+    setting sees the same traffic). ``settings`` are the Scenario fields a sweep may vary."""
+    settings = list(settings)
+    for name in grid:
+        check_choice("sweep setting", name, settings)
+
+    def model(rng: np.random.Generator, **values: Any) -> Mapping[str, float]:
+        return summary(simulate(replace(base, **values), rng))
+
+    rows = sweep(model, grid, seed=base.seed, replications=replications)
+    return aggregate(rows, by=list(grid), metrics=list(metrics))

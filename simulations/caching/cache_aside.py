@@ -30,8 +30,7 @@ from patterns.checks import check_choice, check_int, check_non_negative, check_p
 from simulations.caches import read_latencies, replay
 from simulations.clients import RequestSource
 from simulations.distributions import Distribution, LogNormal, quantile
-from simulations.experiments import aggregate
-from simulations.experiments import sweep as sweep_grid
+from simulations.experiments import sweep_scenario
 from simulations.metrics import per_bin, rate_over_time
 from simulations.records import RequestLog
 from simulations.servers import ServerPool
@@ -248,14 +247,8 @@ def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[
     """Run ``base`` (fast path) at every combination of the settings in ``grid`` (Scenario
     field -> values) with the toolkit's ``sweep`` and ``aggregate``: one row per setting with
     the mean of each `summary` metric and its 95 % half-width under ``<metric>_ci``."""
-    for name in grid:
-        check_choice("sweep setting", name, SETTINGS)
-
-    def model(rng: np.random.Generator, **settings: Any) -> dict:
-        return summary(simulate(replace(base, **settings), rng))
-
-    rows = sweep_grid(model, grid, seed=base.seed, replications=replications)
-    return aggregate(rows, by=list(grid), metrics=list(LABELS))
+    return sweep_scenario(simulate, summary, base, grid, settings=SETTINGS, metrics=list(LABELS),
+                          replications=replications)
 
 
 def plot_sweep(rows: list[dict[str, Any]], base: Scenario,

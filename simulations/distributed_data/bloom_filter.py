@@ -48,7 +48,7 @@ from patterns.distributed_data.bloom_filter import (
 )
 from simulations.clients import RequestSource
 from simulations.distributions import Distribution, LogNormal
-from simulations.experiments import aggregate
+from simulations.experiments import aggregate, sweep_scenario
 from simulations.experiments import sweep as sweep_grid
 from simulations.metrics import occupancy, per_bin, percentile_of, rate_over_time, time_average
 from simulations.records import RequestLog, RequestTable
@@ -409,14 +409,8 @@ def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[
     with the toolkit's ``sweep`` and ``aggregate``: one row per setting with the mean of each
     `summary` metric and its 95 % half-width under ``<metric>_ci``. Every setting sees the same
     traffic (common random numbers) and the same stored keys."""
-    for name in grid:
-        check_choice("sweep setting", name, SETTINGS)
-
-    def model(rng: np.random.Generator, **settings: Any) -> dict:
-        return summary(simulate(replace(base, **settings), rng))
-
-    rows = sweep_grid(model, grid, seed=base.seed, replications=replications)
-    return aggregate(rows, by=list(grid), metrics=list(SWEEP_METRICS))
+    return sweep_scenario(simulate, summary, base, grid, settings=SETTINGS, metrics=SWEEP_METRICS,
+                          replications=replications)
 
 
 def theory_fpr(scenario: Scenario) -> float:

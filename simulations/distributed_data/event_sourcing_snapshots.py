@@ -43,8 +43,7 @@ from patterns.distributed_data.event_sourcing_snapshots import (
 )
 from simulations.clients import RequestSource
 from simulations.distributions import Distribution, LogNormal
-from simulations.experiments import aggregate
-from simulations.experiments import sweep as sweep_grid
+from simulations.experiments import sweep_scenario
 from simulations.faults import FaultSchedule, FaultWindow
 from simulations.metrics import latency_percentiles, per_bin, percentile_of
 from simulations.records import RequestLog, RequestTable
@@ -367,14 +366,8 @@ def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[
     see ``SETTINGS``) with the toolkit's ``sweep`` and ``aggregate`` the `summary` of each over
     ``replications`` runs: one row per setting with each metric's mean and its 95 % interval
     half-width under ``<metric>_ci`` (NaN with one run). Every setting sees the same traffic."""
-    for name in grid:
-        check_choice("sweep setting", name, SETTINGS)
-
-    def model(rng: np.random.Generator, **settings: Any) -> dict:
-        return summary(simulate(replace(base, **settings), rng))
-
-    rows = sweep_grid(model, grid, seed=base.seed, replications=replications)
-    return aggregate(rows, by=list(grid), metrics=SWEEP_METRICS)
+    return sweep_scenario(simulate, summary, base, grid, settings=SETTINGS, metrics=SWEEP_METRICS,
+                          replications=replications)
 
 
 def plot_sweep(rows: list[dict[str, Any]], x: str = "snapshot_every", by: str | None = None,

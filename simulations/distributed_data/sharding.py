@@ -52,8 +52,7 @@ from patterns.distributed_data.sharding import (
     plan_rebalance,
     sub_key,
 )
-from simulations.experiments import aggregate
-from simulations.experiments import sweep as sweep_grid
+from simulations.experiments import sweep_scenario
 from simulations.fastpath import fifo_ends
 from simulations.metrics import per_bin, percentile_of
 from simulations.records import Outcome, RequestTable
@@ -487,15 +486,8 @@ def sweep(base: Scenario, replications: int = 1, **grid: Sequence[Any]) -> list[
     with the toolkit's ``sweep`` and ``aggregate`` the `summary` of each over ``replications``
     runs: one row per setting, the mean of each metric and its 95 % half-width under
     ``<metric>_ci``. Every setting sees the same traffic (common random numbers)."""
-    for name in grid:
-        if name not in SETTINGS:
-            raise ValueError(f"sweep setting must be one of {', '.join(SETTINGS)} (got {name!r})")
-
-    def model(rng: np.random.Generator, **settings: Any) -> dict:
-        return summary(simulate(replace(base, **settings), rng))
-
-    rows = sweep_grid(model, grid, seed=base.seed, replications=replications)
-    return aggregate(rows, by=list(grid), metrics=list(LABELS))
+    return sweep_scenario(simulate, summary, base, grid, settings=SETTINGS, metrics=list(LABELS),
+                          replications=replications)
 
 
 def plot_sweep(rows: list[dict[str, Any]], x: str, by: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import simpy
 
 from simulations.clients import RequestSource
 from simulations.distributions import Exponential
-from simulations.experiments import aggregate, column, replicate, sweep
+from simulations.experiments import aggregate, column, replicate, sweep, sweep_scenario
 from simulations.metrics import confidence_interval, summarize
 from simulations.servers import ServerPool
 from simulations.workloads import PoissonArrivals
@@ -70,3 +71,28 @@ def test_a_queue_sweep_gives_a_rising_latency_curve() -> None:
     rows = sweep(_mm1, {"load": [0.3, 0.6, 0.9]}, seed=3, replications=2)
     means = [r["latency_mean_s"] for r in aggregate(rows, ["load"], ["latency_mean_s"])]
     assert means[0] < means[1] < means[2]
+
+
+@dataclass(frozen=True)
+class _Coin:
+    p: float = 0.5
+    flips: int = 200
+    seed: int = 3
+
+
+def _flip(coin: _Coin, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(coin.flips) < coin.p
+
+
+def test_sweep_scenario_varies_the_scenario_and_checks_its_settings() -> None:
+    rows = sweep_scenario(_flip, lambda heads: {"share": heads.mean()}, _Coin(),
+                          {"p": [0.1, 0.9]}, settings=("p", "flips"), metrics=["share"],
+                          replications=4)
+    assert [(r["p"], r["replications"]) for r in rows] == [(0.1, 4), (0.9, 4)]
+    assert rows[0]["share"] < 0.2 < 0.8 < rows[1]["share"]
+    again = sweep_scenario(_flip, lambda heads: {"share": heads.mean()}, _Coin(),
+                           {"p": [0.1, 0.9]}, settings=("p",), metrics=["share"], replications=4)
+    assert again == rows  # seeded by the scenario's own seed
+    with pytest.raises(ValueError, match="sweep setting must be one of p, flips"):
+        sweep_scenario(_flip, dict, _Coin(), {"seed": [1]}, settings=("p", "flips"),
+                       metrics=["share"])
