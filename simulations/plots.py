@@ -8,6 +8,7 @@ grey. Each function takes data (arrays or tables) and returns the matplotlib ``A
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -66,20 +67,52 @@ def use_style() -> None:
         set_matplotlib_formats("retina", **INLINE_PNG)
 
 
-def log_scale(ax: Axes, axis: str = "y") -> Axes:
-    """Put ``axis`` (``"x"``, ``"y"`` or ``"both"``) of ``ax`` on a log scale ruled like 1-2-5
-    log paper: a labelled tick at each power of ten, unlabelled ticks at 2 and 5 times it.
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
-    matplotlib's default rules every integer multiple (eight minor ticks a decade), which takes
-    about a third of the time to redraw a figure with log axes."""
-    from matplotlib.ticker import LogLocator
+
+def _plain_log_label(label: str) -> str:
+    """matplotlib's log-axis label (mathtext, ``$\\mathdefault{2\\times10^{-3}}$``) as plain
+    text (``2×10⁻³``)."""
+    import re
+
+    text = label.removeprefix("$\\mathdefault{").removesuffix("}$").replace("\\times", "×")
+    return re.sub(r"\^\{(-?\d+)\}", lambda power: power[1].translate(_SUPERSCRIPT),
+                  text).replace("-", "\u2212")
+
+
+def log_scale(ax: Axes, axis: str = "y", base: float = 10) -> Axes:
+    """Put ``axis`` (``"x"``, ``"y"`` or ``"both"``) of ``ax`` on a log scale ruled like log
+    paper: a labelled tick at each power of ``base``, and for base 10 unlabelled ticks at 2 and
+    5 times it; labels are plain text (``10³``).
+
+    matplotlib's default rules every integer multiple (eight minor ticks a decade) and typesets
+    each label as mathematics; the two take about half the time to redraw a figure with log
+    axes."""
+    from matplotlib.ticker import LogLocator, NullLocator
 
     if axis not in ("x", "y", "both"):
         raise ValueError(f"log_scale: axis must be 'x', 'y' or 'both' (got {axis!r})")
+    plain = _plain_log_formatter()
     for name in ("x", "y") if axis == "both" else (axis,):
-        getattr(ax, f"set_{name}scale")("log")
-        getattr(ax, f"{name}axis").set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        getattr(ax, f"set_{name}scale")("log", base=base)
+        scale = getattr(ax, f"{name}axis")
+        scale.set_minor_locator(LogLocator(base, subs=(2.0, 5.0)) if base == 10 else NullLocator())
+        scale.set_major_formatter(plain(base))
+        scale.set_minor_formatter(plain(base, labelOnlyBase=False))
     return ax
+
+
+@functools.cache
+def _plain_log_formatter() -> type:
+    """matplotlib's log-axis formatter, writing its labels as plain text (defined on first use:
+    the studies import this module without matplotlib)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return _plain_log_label(super().__call__(x, pos))
+
+    return PlainLogFormatter
 
 
 def new_axes(ax: Axes | None = None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:

@@ -221,14 +221,14 @@ def plot_sweep(table: list[dict], base: Scenario | None = None):
         ax.errorbar(ks, [r[metric] * 1e3 for r in table],
                     yerr=[r[metric + "_ci"] * 1e3 for r in table], fmt="o", color=color,
                     capsize=3, label=f"{name}: simulation (95 % CI)")
-    ax.set_xscale("log", base=2)
+    plots.log_scale(ax, "x", base=2)
     ax.set_xlabel("edge sites k (c/k servers each)")
     ax.set_ylabel("user latency (ms)")
     ax.set_ylim(0, None)
     ax.legend(fontsize="x-small")
     bx.plot(fine, [cost(replace(base, sites=k)) for k in fine], "o-", color=plots.COLORS[2],
             label="k·site_cost + c·server_cost")
-    bx.set_xscale("log", base=2)
+    plots.log_scale(bx, "x", base=2)
     bx.set_xlabel("edge sites k")
     bx.set_ylabel("cost per hour (units)")
     bx.legend(fontsize="x-small")

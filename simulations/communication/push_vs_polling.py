@@ -422,8 +422,7 @@ def draw_tradeoff(clients: int = 100, update_rate: float = 0.5, rtt_ms: float = 
     ax.plot(max(push["requests_per_s"], 1e-2), push["mean_staleness_s"], "^",
             color=plots.COLORS[2],
             label=f"push (sim.): {push['mean_connections']:.0f} held connections")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    plots.log_scale(ax, "both")
     ax.set_xlabel("server load (requests/s)")
     ax.set_ylabel("mean staleness (s)")
     ax.set_title(f"N = {clients} clients, u = {update_rate:g} updates/s, RTT = {rtt_ms:g} ms",

@@ -148,7 +148,7 @@ def plot_fanout(rows: list[dict], metric: str = "latency_p99_s", ax=None):
         bars = [scale * abs(np.nan_to_num(r.get(metric + "_ci", 0.0))) for r in mine]
         ax.errorbar([r["shards"] for r in mine], [scale * r[metric] for r in mine], yerr=bars,
                     fmt="o-", capsize=3, label=label)
-    ax.set_xscale("log")
+    plots.log_scale(ax, "x")
     ax.set_xlabel("fan-out N (shards per request)")
     unit = f"{metric.split('_')[1]} latency (ms)" if latency else f"mean {metric} (%)"
     ax.set_ylabel(unit)

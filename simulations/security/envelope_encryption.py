@@ -271,7 +271,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], by: str = "max_age_s"):
                  "p99 encrypt latency (s)", "max_messages_per_key":
                  "most messages under one key"}, log_y=metrics)
     for ax in axes:
-        ax.set_xscale("log")
+        plots.log_scale(ax, "x")
     return axes
 
 
@@ -322,8 +322,7 @@ def plot_theory(rows: Sequence[dict[str, Any]]):
         ax.errorbar(xs, [row["key_qps"] for row in part],
                     yerr=[row["key_qps_ci"] for row in part], fmt="o", color=color,
                     capsize=3, label=f"{_age_label(age)}: simulation (95 % CI)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    plots.log_scale(ax, "both")
     ax.set_xlabel("max_messages m per data key")
     ax.set_ylabel("key-service calls (per s)")
     ax.legend(fontsize="x-small")

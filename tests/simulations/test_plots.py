@@ -180,8 +180,27 @@ def test_log_scale_rules_decades_with_minor_ticks_at_2_and_5() -> None:
     inside = minor[(minor > 0.01) & (minor < 10)]
     assert np.allclose(inside, [0.02, 0.05, 0.2, 0.5, 2, 5])
     assert np.allclose(ax.yaxis.get_majorticklocs()[1:-1], [1, 10, 100, 1000])
+    labels = [label.get_text() for label in ax.xaxis.get_majorticklabels()]
+    assert labels[1:-1] == ["10\u207b\u00b2", "10\u207b\u00b9", "10\u2070", "10\u00b9"]
+    assert not any("$" in label.get_text() for label in ax.xaxis.get_minorticklabels())
     with pytest.raises(ValueError, match=r"axis must be 'x', 'y' or 'both' \(got 'z'\)"):
         plots.log_scale(ax, "z")
+
+
+def test_log_scale_labels_a_narrow_span_and_other_bases_in_plain_text() -> None:
+    ax = plots.new_axes()
+    ax.plot([2.0, 4.5], [1.0, 3.0])
+    plots.log_scale(ax, "x")  # under one decade: matplotlib labels the minor ticks instead
+    ax.figure.canvas.draw()
+    shown = [label.get_text() for label in ax.xaxis.get_minorticklabels() if label.get_text()]
+    assert "2\u00d710\u2070" in shown and "4\u00d710\u2070" in shown
+    _, bx = plots.plt.subplots()
+    bx.plot([1.0, 64.0], [1.0, 2.0])
+    plots.log_scale(bx, "x", base=2)
+    bx.figure.canvas.draw()
+    assert [label.get_text() for label in bx.xaxis.get_majorticklabels()][1:-1] == [
+        "2\u2070", "2\u00b9", "2\u00b2", "2\u00b3", "2\u2074", "2\u2075", "2\u2076"]
+    assert len(bx.xaxis.get_minorticklocs()) == 0
 
 
 def test_importing_the_studies_leaves_matplotlib_unloaded() -> None:
