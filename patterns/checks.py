@@ -52,17 +52,18 @@ def check_range(
     ``low_open``/``high_open`` make that end exclusive. NaN is always refused; infinity only
     with ``allow_inf``.
     """
-    allowed = _describe(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be a number {allowed} (got {value!r})")
+        raise ValueError(f"{name} must be a number {_describe(low, high, low_open, high_open)} "
+                         f"(got {value!r})")
     x = float(value)
     bad = math.isnan(x) or (math.isinf(x) and not allow_inf)
     if low is not None:
         bad = bad or (x <= low if low_open else x < low)
     if high is not None:
         bad = bad or (x >= high if high_open else x > high)
-    if bad:
-        raise ValueError(f"{name} must be {allowed} (got {value!r})")
+    if bad:  # the message is written only when needed: a hot loop checks every call
+        raise ValueError(f"{name} must be {_describe(low, high, low_open, high_open)} "
+                         f"(got {value!r})")
     return x
 
 
@@ -83,13 +84,11 @@ def check_probability(name: str, value: object) -> float:
 
 def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
     """An integer (not a bool, not a float) within [low, high]."""
-    allowed = _describe(low, high, False, False).replace("a finite number", "any integer")
-    if isinstance(value, bool) or not isinstance(value, Integral):
+    if (isinstance(value, bool) or not isinstance(value, Integral)
+            or (low is not None and value < low) or (high is not None and value > high)):
+        allowed = _describe(low, high, False, False).replace("a finite number", "any integer")
         raise ValueError(f"{name} must be an integer {allowed} (got {value!r})")
-    n = int(value)
-    if (low is not None and n < low) or (high is not None and n > high):
-        raise ValueError(f"{name} must be an integer {allowed} (got {value!r})")
-    return n
+    return int(value)
 
 
 def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
