@@ -20,15 +20,18 @@ API map (all re-exported here):
   ``Partition``, ``OneWay``, ``Crash`` (restart with ``end_s``, else crash-stop), ``Pause``,
   ``ClockSkew``; ``RandomNemesis`` (a schedule written from the seed), ``FAULT_KINDS``
 - workloads: ``RegisterWorkload`` (read / write / cas on ``keys`` registers), ``SetWorkload``,
-  ``CounterWorkload``, ``UniqueIdWorkload``; each with ``n_ops``, ``rate``, ``clients``,
-  ``timeout_s``
+  ``CounterWorkload``, ``UniqueIdWorkload``, ``CommitWorkload`` (atomic commit),
+  ``LeaderWorkload`` (who leads, in which term), ``LockedWriteWorkload`` (writes under a lock,
+  to a storage node); each with ``n_ops``, ``rate``, ``clients``, ``timeout_s``
 - history: ``History`` (``Op`` rows: ``client``, ``f``, ``key``, ``value``, ``output``,
   ``invoke_s``, ``complete_s``, ``status``, ``node``; ``column``, ``where``, ``by_key``,
   ``counts``), ``Status`` (OK, FAIL, UNKNOWN)
 - run: ``Scenario``, ``run(node_class, scenario, seed) -> LabRun`` (``history``, ``journal``,
   ``nemesis``, ``check()``, ``performance()``, ``replay_call``)
 - checkers: ``check_linearizable`` (registers and key-value stores), ``is_linearizable``,
-  ``CasRegister``, ``check_set``, ``check_counter``, ``check_unique_ids``, ``performance``,
+  ``CasRegister``, ``check_set``, ``check_counter``, ``check_unique_ids``,
+  ``check_atomic_commit``, ``check_one_leader_per_term``, ``check_fenced_writes`` (no write
+  with an older fencing token after a newer one), ``performance``,
   ``CheckResult`` (``valid``, ``reason``, ``witness``, ``seed``, ``replay``, ``assert_valid()``)
 - examples: ``SingleLeaderRegister`` (correct), ``ReadAnyReplica`` (stale reads)
 - diagrams (import as ``from simulations.lab import diagrams``, to keep matplotlib out of plain
@@ -45,15 +48,21 @@ Example: a broken register under a random nemesis, its witness, and its replay::
 from simulations.lab.checkers import (
     CasRegister,
     CheckResult,
+    check_atomic_commit,
     check_counter,
+    check_fenced_writes,
     check_linearizable,
+    check_one_leader_per_term,
     check_set,
     check_unique_ids,
     is_linearizable,
     performance,
 )
+from simulations.lab.commit import CommitWorkload
 from simulations.lab.examples import ReadAnyReplica, SingleLeaderRegister
 from simulations.lab.history import History, Op, Status
+from simulations.lab.leadership import LeaderWorkload
+from simulations.lab.locking import LockedWriteWorkload
 from simulations.lab.nemesis import (
     FAULT_KINDS,
     ClockSkew,
@@ -79,11 +88,12 @@ from simulations.lab.workloads import (
 
 __all__ = [
     "FATES", "FAULT_KINDS",
-    "CasRegister", "CheckResult", "ClockSkew", "Context", "CounterWorkload", "Crash",
-    "Duplicate", "History", "LabRun", "Latency", "Loss", "MessageTable", "Nemesis", "Node",
-    "OneWay", "Op", "Partition", "Pause", "RandomNemesis", "ReadAnyReplica", "RegisterWorkload",
-    "Reorder", "Request", "Scenario", "SetWorkload", "SingleLeaderRegister", "Status",
-    "UniqueIdWorkload",
-    "check_counter", "check_linearizable", "check_set", "check_unique_ids", "is_linearizable",
+    "CasRegister", "CheckResult", "ClockSkew", "CommitWorkload", "Context", "CounterWorkload",
+    "Crash", "Duplicate", "History", "LabRun", "Latency", "LeaderWorkload",
+    "LockedWriteWorkload", "Loss", "MessageTable", "Nemesis", "Node", "OneWay", "Op",
+    "Partition", "Pause", "RandomNemesis", "ReadAnyReplica", "RegisterWorkload", "Reorder",
+    "Request", "Scenario", "SetWorkload", "SingleLeaderRegister", "Status", "UniqueIdWorkload",
+    "check_atomic_commit", "check_counter", "check_fenced_writes", "check_linearizable",
+    "check_one_leader_per_term", "check_set", "check_unique_ids", "is_linearizable",
     "performance", "run",
 ]

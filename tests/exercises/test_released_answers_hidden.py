@@ -23,6 +23,7 @@ from course.notebook_files import read_ipynb, read_markdown
 # The answer cells of the exercises that ask for a number to reason out (choices are left out:
 # a choice's options are named in its own question).
 REASONING = {
+    "specialized/two-phase-commit": ("two-phase-commit-ex3-answer",),
     "distributed-data/sharding": ("sharding-ex3-answer",),
     "distributed-data/gossip-anti-entropy": ("gossip-anti-entropy-ex3-answer",),
     "distributed-data/bloom-filter": ("bloom-filter-ex3-answer",),
@@ -71,6 +72,12 @@ REASONING = {
     "resilience/load-shedding": ("load-shedding-ex3-answer",),
     "resilience/retry-backoff-jitter": ("retry-backoff-jitter-ex3-answer",),
     "resilience/timeouts": ("timeouts-ex3-answer",),
+    "specialized/clock-sync-commit-wait": ("clock-sync-commit-wait-ex3-answer",),
+    "specialized/id-generation": ("id-generation-ex3-answer",),
+    "specialized/leader-election": ("leader-election-ex3-answer",),
+    "specialized/consensus": ("consensus-ex3-answer",),
+    "specialized/leases-distributed-locks": ("leases-distributed-locks-ex3-answer",),
+    "specialized/partitioned-log-consumers": ("partitioned-log-consumers-ex3-answer",),
 }
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 

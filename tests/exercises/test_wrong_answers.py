@@ -34,6 +34,76 @@ CB = "circuit-breaker"
 FD = "failure-detection"
 DSM = "distributed-system-model"
 WRONG: dict[str, list[Wrong]] = {
+    "specialized/two-phase-commit": [
+        Wrong({f"{(TPC := 'two-phase-commit')}-ex1-answer":
+                   "class CooperativeTermination(TwoPhaseCommitNode):\n    pass\n",
+               f"{TPC}-ex2-answer": 'chosen_protocol = "2pc"\nchosen_takeover_s = 0.2',
+               f"{TPC}-ex3-answer": (("cap_no_crash = 1 / hold_s",
+                                      "cap_no_crash = 1 / (2 * 0.004)"),)},
+              {f"{TPC}-ex1-tests": "stayed prepared on a node although another node",
+               f"{TPC}-ex2-tests": "holds the row for the whole 30 s repair",
+               f"{TPC}-ex3-tests": "that counts only the two round trips"},
+              hides=("64.5", "20.62")),
+        Wrong({f"{TPC}-ex1-answer":
+                   "class CooperativeTermination(TwoPhaseCommitNode):\n"
+                   "    def on_timer(self, ctx, name):\n"
+                   "        kind, txn = name\n"
+                   "        if kind == 'ask' and self.participant.log.get(txn) == PREPARED:\n"
+                   "            self.participant.log[txn] = ABORT\n"
+                   "        else:\n"
+                   "            super().on_timer(ctx, name)\n",
+               f"{TPC}-ex2-answer": 'chosen_protocol = "paxos-commit"\nchosen_takeover_s = 2.0',
+               f"{TPC}-ex3-answer": (("(0.004 + 0.0015))", "hold_s)"),)},
+              {f"{TPC}-ex1-tests": "After a yes vote a participant may only adopt an outcome",
+               f"{TPC}-ex2-tests": "shorten the takeover",
+               f"{TPC}-ex3-tests": "uses the whole lock hold as the in-doubt window"},
+              hides=("64.5", "20.62")),
+        Wrong({f"{TPC}-ex1-answer":
+                   "class CooperativeTermination(TwoPhaseCommitNode):\n"
+                   "    def on_request(self, ctx, request):\n"
+                   "        if request.f == 'read':\n"
+                   "            super().on_request(ctx, request)\n"
+                   "        else:\n"
+                   "            ctx.fail(request)\n",
+               f"{TPC}-ex2-answer": 'chosen_protocol = "paxos-commit"\nchosen_takeover_s = 0.05',
+               f"{TPC}-ex3-answer": (("(6 / 60)", "6"),)},
+              {f"{TPC}-ex1-tests": "no transaction committed",
+               f"{TPC}-ex2-tests": "is shorter than 0.15 s",
+               f"{TPC}-ex3-tests": "that takes 6 crashes per second"},
+              hides=("64.5", "20.62")),
+    ],
+    "specialized/partitioned-log-consumers": [
+        Wrong({f"{(PLC := 'partitioned-log-consumers')}-ex1-answer": (
+                   ("            if record_id not in seen:\n                seen.add(record_id)\n"
+                    "                ctx.disk[\"total\"] += amount",
+                    "            ctx.disk[\"total\"] += amount"),),
+               f"{PLC}-ex2-answer": 'chosen = {"partitions": 8, "consumers": 4}',
+               f"{PLC}-ex3-answer": (("ceiling_rps = 200 / 0.3", "ceiling_rps = 12 * 200"),)},
+              {f"{PLC}-ex1-tests": "an add was counted twice",
+               f"{PLC}-ex2-tests": "it owns the hot partition and more",
+               f"{PLC}-ex3-tests": "the ceiling with no skew"},
+              hides=("666.6", "400.9")),
+        Wrong({f"{PLC}-ex1-answer": (
+                   ("        seen = ctx.disk.setdefault(\"counted\", set())\n"
+                    "        for record_id, amount in records:\n"
+                    "            if record_id not in seen:\n                seen.add(record_id)\n"
+                    "                ctx.disk[\"total\"] += amount",
+                    "        start = ctx.disk[\"next\"][partition]\n"
+                    "        ctx.disk[\"total\"] += sum(amount for k, (_, amount) in "
+                    "enumerate(records) if offset + k >= start)"),),
+               f"{PLC}-ex2-answer": 'chosen = {"partitions": 5, "consumers": 5}',
+               f"{PLC}-ex3-answer": (("replays = 600 * 3 * (0.7 / 11) * 3.5",
+                                      "replays = 600 * 3.5"),)},
+              {f"{PLC}-ex1-tests": "duplicates, crashes and losses, seed 1",
+               f"{PLC}-ex2-tests": "run too close to their capacity",
+               f"{PLC}-ex3-tests": "only the crashed consumer's records are replayed"},
+              hides=("666.6", "400.9")),
+        Wrong({f"{PLC}-ex2-answer": 'chosen = {"partitions": 8, "consumers": 12}',
+               f"{PLC}-ex3-answer": (("ceiling_rps = 200 / 0.3", "ceiling_rps = 200 * 0.3"),)},
+              {f"{PLC}-ex2-tests": "the budget is at most 8",
+               f"{PLC}-ex3-tests": "an inverted ratio"},
+              hides=("666.6", "400.9")),
+    ],
     "distributed-data/sharding": [
         Wrong({f"{(SH := 'sharding')}-ex1-answer": (
                    ("part = self._pick(key, self.copies.get(key, 1))", "part = 0"),),
@@ -1665,6 +1735,155 @@ WRONG: dict[str, list[Wrong]] = {
                "timeouts-ex2-tests": "The lesson derives it in",
                "timeouts-ex3-tests": "the wrong formula: adding 50 probabilities"},
               hides=("69.0", "0.0488")),
+    ],
+    "specialized/id-generation": [
+        Wrong({f"{(IDG := 'id-generation')}-ex1-answer": (
+                   ('                ctx.set_timer((state["last_ms"] + 1) / 1000 - ctx.now, '
+                    '"caught up")\n                return\n',
+                    "                ctx.fail(self.held.pop(0))\n                continue\n"),),
+               f"{IDG}-ex2-answer": "chosen_block_size = 100\nchosen_prefetch = 0.25",
+               f"{IDG}-ex3-answer": "import math\nids_for_one_in_a_million = math.sqrt(2**64)\n"
+                                    "ids_per_second_8_bit_sequence = 2**8 * 1000\n"
+                                    "allocator_writes_per_second = 36_000 / 480"},
+              {f"{IDG}-ex1-tests": "requests were refused",
+               f"{IDG}-ex2-tests": "its load is λ/B",
+               f"{IDG}-ex3-tests": "that is √(2^64)"},
+              hides=("6.07e", "6,074", "256,000", "256000")),
+        Wrong({f"{IDG}-ex1-answer": (
+                   ('if now < state["last_ms"] or (now == state["last_ms"] and '
+                    'state["sequence"] == 4095):',
+                    'if now == state["last_ms"] and state["sequence"] == 4095:'),),
+               f"{IDG}-ex2-answer": "chosen_block_size = 200\nchosen_prefetch = 0.0",
+               f"{IDG}-ex3-answer": "import math\n"
+                                    "ids_for_one_in_a_million = math.sqrt(2**65 * 1e-6)\n"
+                                    "ids_per_second_8_bit_sequence = 255 * 1000\n"
+                                    "allocator_writes_per_second = 36_000 / 480"},
+              {f"{IDG}-ex1-tests": "A clock set back brings old milliseconds round again",
+               f"{IDG}-ex2-tests": "ask for the next block early",
+               f"{IDG}-ex3-tests": "255 is the largest sequence number"},
+              hides=("6.07e", "6,074", "256,000", "256000")),
+        Wrong({f"{IDG}-ex1-answer": (("snowflake(now, int(ctx.node_id[1:]), state",
+                                      "snowflake(now, int(ctx.node_id[1:]) + 1, state"),),
+               f"{IDG}-ex2-answer": "chosen_block_size = 300\nchosen_prefetch = 0.5",
+               f"{IDG}-ex3-answer": "import math\n"
+                                    "ids_for_one_in_a_million = math.sqrt(2**65 * 1e-6)\n"
+                                    "ids_per_second_8_bit_sequence = 2**8 * 1000\n"
+                                    "allocator_writes_per_second = 36_000 * 480"},
+              {f"{IDG}-ex1-tests": "does not decode to worker",
+               f"{IDG}-ex2-tests": "up to (1 + p)·B",
+               f"{IDG}-ex3-tests": "that is λ·B"},
+              hides=("6.07e", "6,074", "256,000", "256000")),
+    ],
+    "specialized/clock-sync-commit-wait": [
+        Wrong({f"{(CSW := 'clock-sync-commit-wait')}-ex1-answer": (
+                   ("TrueTime(epsilon, lambda: ctx.now)",
+                    "TrueTime(self.max_skew_s, lambda: ctx.now)"),),
+               f"{CSW}-ex2-answer": "chosen_epsilon_s = 0.08",
+               f"{CSW}-ex3-answer": (("smallest_epsilon_ms = (11 + 19) / 2",
+                                      "smallest_epsilon_ms = 19"),)},
+              {f"{CSW}-ex1-tests": "an ε that does not grow with them is too small later",
+               f"{CSW}-ex2-tests": "pays twice what ordering needs",
+               f"{CSW}-ex3-tests": "that is the largest single offset"},
+              hides=("0.08453", "12.8")),
+        Wrong({f"{CSW}-ex1-answer": (("TrueTime(epsilon, lambda: ctx.now)",
+                                      "TrueTime(0.08, lambda: ctx.now)"),),
+               f"{CSW}-ex2-answer": "chosen_epsilon_s = 0.02",
+               f"{CSW}-ex3-answer": (("(math.exp(-2 * 20 * 0.005) - math.exp(-20 * 0.05))",
+                                      "(1 - math.exp(-20 * 0.05))"),)},
+              {f"{CSW}-ex1-tests": "over the 140 ms budget",
+               f"{CSW}-ex2-tests": "must cover the largest difference between two clocks",
+               f"{CSW}-ex3-tests": "that leaves out the hold"},
+              hides=("0.08453", "12.8")),
+        Wrong({f"{CSW}-ex1-answer": "class DriftingCommitWait:\n    epsilon_s = 0.05",
+               f"{CSW}-ex3-answer": (("hold_ms = 2 * (1 + 0.2 * 27)",
+                                      "hold_ms = 1 + 0.2 * 27"),)},
+              {f"{CSW}-ex1-tests": "must be a class that subclasses CommitWaitRegister",
+               f"{CSW}-ex3-tests": "that is ε itself"},
+              hides=("0.08453", "12.8")),
+    ],
+    "specialized/leases-distributed-locks": [
+        Wrong({f"{(LDL := 'leases-distributed-locks')}-ex1-answer":
+                   "class DurableLock(CarefulLeaseNode):\n    pass\n",
+               f"{LDL}-ex2-answer": "chosen_term_s = 3.5\nchosen_renew_fraction = 1 / 3",
+               f"{LDL}-ex3-answer": (("renewals_per_s = 600 / (15 / 3)",
+                                      "renewals_per_s = 600 / 15"),)},
+              {f"{LDL}-ex1-tests": "Tokens must keep growing across restarts",
+               f"{LDL}-ex2-tests": "over the 250 budget",
+               f"{LDL}-ex3-tests": "the renewal interval is L/3, not L"},
+              hides=("17.323", "120.0")),
+        Wrong({f"{LDL}-ex1-answer": (("self.quiet_until = ctx.now + wait if restarted else -1.0",
+                                      "self.quiet_until = -1.0"),),
+               f"{LDL}-ex2-answer": "chosen_term_s = 5.0\nchosen_renew_fraction = 0.5",
+               f"{LDL}-ex3-answer": (("+ 2 + 2 * 0.010", "+ 2 * 0.010"),)},
+              {f"{LDL}-ex1-tests": "must not grant while an older lease may still run",
+               f"{LDL}-ex2-tests": "the term is too long for the target",
+               f"{LDL}-ex3-tests": "the standby's polling interval is missing"},
+              hides=("17.323", "120.0")),
+        Wrong({f"{LDL}-ex2-answer": "chosen_term_s = 3.0\nchosen_renew_fraction = 0.2",
+               f"{LDL}-ex3-answer": (("15 * 2 * 0.01", "15 * 0.01"),)},
+              {f"{LDL}-ex2-tests": "over the 250 budget",
+               f"{LDL}-ex3-tests": "the margin covers one clock only"},
+              hides=("17.323", "120.0")),
+    ],
+    "specialized/leader-election": [
+        Wrong({f"{(LE := 'leader-election')}-ex1-answer": (
+                   ("                self.arm(ctx)\n        ctx.set_timer(self.check_every_s, "
+                    "\"quorum\")", "                self.arm(ctx)"),),
+               f"{LE}-ex2-answer": "chosen_timeout_min_s = 0.15\nchosen_timeout_max_s = 0.2",
+               f"{LE}-ex3-answer": (("detection_ms = d - h / 2 + a + r / (m + 1)",
+                                     "detection_ms = d + a + r / (m + 1)"),)},
+              {f"{LE}-ex1-tests": "answers came from a deposed leader",
+               f"{LE}-ex2-tests": "the range is too narrow for the 5 ms delay",
+               f"{LE}-ex3-tests": "that leaves out the heartbeat phase"},
+              hides=("104.28", "104.29", "0.01585", "0.0158")),
+        Wrong({f"{LE}-ex1-answer": (
+                   ("heard = sum(ctx.now - t <= window for t in election.last_ack.values())",
+                    "heard = len(election.last_ack)"),),
+               f"{LE}-ex2-answer": "chosen_timeout_min_s = 0.15\nchosen_timeout_max_s = 0.6",
+               f"{LE}-ex3-answer": (("j = 7 - (7 // 2 + 1)", "j = 2"),)},
+              {f"{LE}-ex1-tests": "answers came from a deposed leader",
+               f"{LE}-ex2-tests": "the range is so wide that the first timer often fires late",
+               f"{LE}-ex3-tests": "that counts one extra candidate as a split"},
+              hides=("104.28", "104.29", "0.01585", "0.0158")),
+        Wrong({f"{LE}-ex1-answer": (("if heard < majority(len(ctx.nodes)) - 1:",
+                                     "if heard < majority(len(ctx.nodes)) + 1:"),),
+               f"{LE}-ex2-answer": "chosen_timeout_min_s = 0.1\nchosen_timeout_max_s = 0.3",
+               f"{LE}-ex3-answer": (("detection_ms = d - h / 2 + a + r / (m + 1)",
+                                     "detection_ms = (d - h / 2 + a + r / (m + 1)) / 1000"),)},
+              {f"{LE}-ex1-tests": "leaves the cluster leaderless",
+               f"{LE}-ex2-tests": "is under 3 heartbeat intervals",
+               f"{LE}-ex3-tests": "that is in seconds"},
+              hides=("104.28", "104.29", "0.01585", "0.0158")),
+    ],
+    "specialized/consensus": [
+        Wrong({f"{(CO := 'consensus')}-ex1-answer": (
+                   (" and self.term_at(index) == self.term", ""),),
+               f"{CO}-ex2-answer": "chosen_nodes = 3",
+               f"{CO}-ex3-answer": (("commit_ms = 4 * (1 / 6 + 1 / 5 + 1 / 4)",
+                                     "commit_ms = 4"),)},
+              {f"{CO}-ex1-tests": "only through an entry of the leader's term",
+               f"{CO}-ex2-tests": "tolerate more failures",
+               f"{CO}-ex3-tests": "that is one average round trip"},
+              hides=("2.4667", "2.467", "0.99884", "0.9988")),
+        Wrong({f"{CO}-ex1-answer": (("index = stored[majority(len(self.peers) + 1) - 1]",
+                                     "index = stored[0]"),),
+               f"{CO}-ex2-answer": "chosen_nodes = 7",
+               f"{CO}-ex3-answer": (("commit_ms = 4 * (1 / 6 + 1 / 5 + 1 / 4)",
+                                     "commit_ms = 4 * (1 / 6 + 1 / 5 + 1 / 4 + 1 / 3)"),)},
+              {f"{CO}-ex1-tests": "commit only what a majority stores",
+               f"{CO}-ex2-tests": "that wait grows with n",
+               f"{CO}-ex3-tests": "the leader's own copy counts toward the majority"},
+              hides=("2.4667", "2.467", "0.99884", "0.9988")),
+        Wrong({f"{CO}-ex1-answer": (("stored = sorted([len(self.log), *self.match_index.values()]"
+                                     ", reverse=True)",
+                                     "stored = sorted(self.match_index.values(), reverse=True)"),),
+               f"{CO}-ex2-answer": "chosen_nodes = 4",
+               f"{CO}-ex3-answer": (("available_5 = sum(comb(5, k) * 0.95**k * 0.05 ** (5 - k) "
+                                     "for k in range(3, 6))", "available_5 = 0.95**3"),)},
+              {f"{CO}-ex1-tests": "an entry of the leader's term on a majority commits",
+               f"{CO}-ex2-tests": "an even size tolerates no more failures",
+               f"{CO}-ex3-tests": "that is all of three chosen nodes up"},
+              hides=("2.4667", "2.467", "0.99884", "0.9988")),
     ],
 }
 

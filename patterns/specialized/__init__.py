@@ -1,0 +1,1 @@
+"""The specialized lessons' patterns."""
