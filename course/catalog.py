@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from course.lessons import Lesson, discover, start_page
-from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT
+from course.paths import CAPSTONE, DIFFICULTIES, LESSON_FOLDERS, ROOT
 
 # A GitHub remote of the clone: https://github.com/o/r(.git), git@github.com:o/r, ssh://...
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -27,7 +27,10 @@ BINDER_OFF = ("Binder: not linked yet; once the course is on GitHub, set `github
 
 STATUS_WORDS = {"stub": "📝 stub", "partial": "🚧 partial", "complete": "✅ complete"}
 
-# Learning paths by goal: lesson slugs from the syllabus, in the order to read them.
+# The lab every learning path ends with: the patterns composed into one service on a bad day.
+CAPSTONE_LAB = (f"{CAPSTONE}/bad-day", "Capstone: a bad day")
+# Learning paths by goal: lesson slugs from the syllabus, in the order to read them (each then
+# ends with the capstone lab).
 GOAL_PATHS: dict[str, list[tuple[str, str]]] = {
     "Survive failures": [
         ("foundations/queueing-basics", "Queueing basics"),
@@ -201,7 +204,8 @@ def binder_block(lessons: list[Lesson], from_dir: Path) -> str:
 
 
 def learning_paths(lessons: list[Lesson], from_dir: Path) -> str:
-    """Paths by level (from the lessons' difficulty) and by goal (from the syllabus)."""
+    """Paths by level (from the lessons' difficulty) and by goal (from the syllabus), each
+    ending with the capstone lab."""
     by_slug = {lesson.slug: lesson for lesson in lessons}
 
     def entry(slug: str, title: str) -> str:
@@ -210,16 +214,17 @@ def learning_paths(lessons: list[Lesson], from_dir: Path) -> str:
             return f"{title} (planned)"
         return f"[{lesson.title}]({lesson.link(from_dir)}) ({_status(lesson)})"
 
+    capstone = entry(*CAPSTONE_LAB)
     lines = ["**By level**", ""]
     for level in DIFFICULTIES:
-        at_level = [
-            lesson for lesson in ordered(lessons) if lesson.metadata.get("difficulty") == level
-        ]
+        at_level = [lesson for lesson in ordered(lessons)
+                    if lesson.metadata.get("difficulty") == level and lesson.folder != CAPSTONE]
         names = ", ".join(entry(lesson.slug, lesson.title) for lesson in at_level)
-        lines.append(f"- {level.capitalize()}: {names or 'no lessons yet'}")
+        lines.append(f"- {level.capitalize()}: {names or 'no lessons yet'}; then {capstone}")
     lines += ["", "**By goal**", ""]
     for goal, path in GOAL_PATHS.items():
-        lines.append(f"- {goal}: " + " → ".join(entry(slug, title) for slug, title in path))
+        lines.append(f"- {goal}: "
+                     + " → ".join(entry(slug, title) for slug, title in [*path, CAPSTONE_LAB]))
     return "\n".join(lines)
 
 

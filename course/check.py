@@ -18,9 +18,11 @@ import os
 import time
 from pathlib import Path
 
-from course import grader
-
 SAVE_TIMEOUT_S = 15.0
+# Set in a kernel that JupyterLab started for a notebook: its path. The grader's own processes
+# never have it (course.sandbox passes no JPY_ variable on), so "Check my answers" does nothing
+# there.
+SESSION_VARIABLE = "JPY_SESSION_NAME"
 # Runs in the browser as this cell's output: press the notebook's own Save button. JupyterLab
 # evaluates the output before it attaches it to the page, so the script waits until it is.
 SAVE_SCRIPT = """
@@ -41,7 +43,7 @@ def check_my_answers(notebook: str) -> None:
     """Save this notebook (`notebook` is its file name) and grade it; show the report."""
     from IPython.display import Javascript, display
 
-    session = os.environ.get(grader.SESSION_VARIABLE, "")
+    session = os.environ.get(SESSION_VARIABLE, "")
     if not session:
         print(f"Checking needs this notebook open in JupyterLab (or run `course check "
               f"{notebook}` in a terminal).")
@@ -58,6 +60,8 @@ def check_my_answers(notebook: str) -> None:
               "latest edits).")
     print("Grading your answer cells with the visible and the hidden checks, a fresh process "
           "per exercise ...", flush=True)
+    from course import grader  # here, not at the top: nbformat takes seconds to import
+
     try:
         report = grader.grade(path)
     except grader.GradingError as error:

@@ -54,8 +54,6 @@ EXIT_ALL_PASSED, EXIT_NOT_ALL_PASSED, EXIT_USAGE, EXIT_GRADER_FAILED = 0, 1, 2, 
 COMPILED_AT = re.compile(r" \([^()]*, line (\d+)\)$")
 UNDEFINED = re.compile(r"name '(\w+)' is not defined|`(\w+)` is not defined"
                        r"|local variable '(\w+)' where it is not associated")
-# The process that grades is not a JupyterLab session: "Check my answers" in it does nothing.
-SESSION_VARIABLE = "JPY_SESSION_NAME"
 
 
 CELL_STATUSES = ("ok", "error", "timeout", "crashed", "tampered", "not-run")

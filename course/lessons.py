@@ -43,7 +43,7 @@ class Lesson:
 
     @property
     def is_pattern(self) -> bool:
-        """True for the pattern lessons, False for the foundations."""
+        """True for the pattern lessons, False for the foundations and the capstone lab."""
         return self.folder in CATEGORIES
 
     @property

@@ -20,8 +20,10 @@ CATEGORIES = (
     "performance",
     "specialized",
 )
-# Folders under notebooks/ that hold lessons: the pattern categories plus the foundations.
-LESSON_FOLDERS = ("foundations", *CATEGORIES)
+# Folders under notebooks/ that hold lessons: the foundations, the pattern categories, and the
+# capstone lab that composes the patterns (read last).
+CAPSTONE = "capstone"
+LESSON_FOLDERS = ("foundations", *CATEGORIES, CAPSTONE)
 DIFFICULTIES = ("beginner", "intermediate", "advanced", "expert")
 STATUSES = ("stub", "partial", "complete")
 
@@ -33,8 +35,8 @@ def code_paths(root: Path, folder: str, name: str) -> dict[str, Path]:
     ``resilience/circuit-breaker`` has ``solutions/resilience/circuit-breaker.md``,
     ``patterns/resilience/circuit_breaker.py`` (the pattern's own code),
     ``simulations/resilience/circuit_breaker.py`` (its study) and
-    ``tests/resilience/test_circuit_breaker.py``. A foundations lesson teaches a model, not a
-    pattern, so it has no file in ``patterns/``.
+    ``tests/resilience/test_circuit_breaker.py``. A foundations lesson teaches a model and the
+    capstone lab composes the patterns of the others, so neither has a file in ``patterns/``.
     """
     package, module = python_name(folder), python_name(name)
     paths = {

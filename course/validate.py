@@ -38,7 +38,11 @@ Rules for a pattern lesson (``notebooks/<category>/<slug>.md``):
 Foundations lessons (``notebooks/foundations/*``) are not patterns: front matter (category
 ``foundations``), opening, card, mermaid and links are checked as above, completeness and layout
 too but without the solutions requirement and with no pattern module (a foundations lesson
-teaches a model); the level headings are optional. The start page
+teaches a model); the level headings are optional. The capstone lab (``notebooks/capstone/*``)
+composes the patterns of the other lessons: it is checked like a pattern lesson (its exercises in
+``solutions/`` included) except that it has no pattern module and, instead of the template's
+levels, holds the lab's own ``##`` sections in order (``CAPSTONE_SECTIONS``), the last being
+Exercises. The start page
 ``notebooks/index.md`` is checked for its links only.
 """
 
@@ -67,7 +71,15 @@ from course.lessons import (
     start_page,
 )
 from course.notebook_files import NotebookError, read_ipynb, read_markdown, relative, twin_of
-from course.paths import DIFFICULTIES, LESSON_FOLDERS, ROOT, STATUSES, code_paths, module_of
+from course.paths import (
+    CAPSTONE,
+    DIFFICULTIES,
+    LESSON_FOLDERS,
+    ROOT,
+    STATUSES,
+    code_paths,
+    module_of,
+)
 
 REQUIRED_FIELDS = (
     "title", "description", "category", "difficulty", "reading_time", "prerequisites",
@@ -91,6 +103,16 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("📚 Additional Resources", ("Implementations", "Tools & Libraries", "Related Patterns")),
     ("✅ Pattern Checklist", ()),
+)
+# The capstone lab's ## sections in order: the system, the day it must survive, the learner's
+# design, how to read what happened, how it is scored, and the graded exercises.
+CAPSTONE_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("🗺️ The System", ()),
+    ("🌩️ The Bad Day", ()),
+    ("🧰 Your Design", ()),
+    ("📊 The Dashboard", ()),
+    ("🏁 The Score Card", ()),
+    ("Exercises", ()),
 )
 CODE_PLACEHOLDERS = ("[PatternName]", "[pattern]", "[method]", "[core_method]")
 MIN_GRADED_TESTS = 3
@@ -215,6 +237,7 @@ def check_file(path: Path) -> Report:
         Finding(structure_level, where, message)
         for where, message in check_mermaid(nb)
         + (check_sections(nb) if lesson.is_pattern else [])
+        + (check_sections(nb, CAPSTONE_SECTIONS) if lesson.folder == CAPSTONE else [])
     ]
     if status == "complete":
         findings += check_complete(nb)
@@ -417,21 +440,22 @@ def check_links(nb: nbformat.NotebookNode, path: Path) -> list[Finding]:
 # -- structure -----------------------------------------------------------------------------
 
 
-def check_sections(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """Template sections in order, each with its sub-sections: (where, message) pairs."""
+def check_sections(nb: nbformat.NotebookNode, sections=SECTIONS) -> list[tuple[str, str]]:
+    """``sections`` (the template's by default) in order, each with its sub-sections:
+    (where, message) pairs."""
     found = headings(nb)
     problems: list[tuple[str, str]] = []
     tops = [h for h in found if h.depth == 2]
     last_position = -1
-    for title, subsections in SECTIONS:
+    for title, subsections in sections:
         position = next((i for i, h in enumerate(tops) if h.key == normalise(title)), None)
         if position is None:
             problems.append(("lesson", f"missing heading '## {title}'"))
             continue
         heading = tops[position]
         if position < last_position:
-            problems.append((str(heading), "out of order: the template's order is "
-                             + " → ".join(t for t, _ in SECTIONS)))
+            problems.append((str(heading), "out of order: the order is "
+                             + " → ".join(t for t, _ in sections)))
         last_position = max(last_position, position)
         start = found.index(heading)
         end = found.index(tops[position + 1]) if position + 1 < len(tops) else len(found)

@@ -7,7 +7,7 @@ Each lesson is run once per test run (tests/executed.py, which also proves it ru
 browser opens that executed copy and checks what only a browser can tell, that its figures,
 widgets and diagrams are drawn. One lesson is run live, Run All in the page, and its slider
 moved; the exercise check cell runs live too.
-All tests here are one ``xdist_group``: ``--dist loadgroup`` gives them one worker and one server.
+Each pytest worker that runs one of these tests has its own JupyterLab server and Chromium.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from course.lessons import discover, start_page
 from course.notebook_files import read_ipynb, read_markdown
 from course.paths import NOTEBOOKS, ROOT
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ROOT / "test-artifacts" / "browser"
 START_PAGE = start_page().stem

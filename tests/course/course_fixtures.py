@@ -169,6 +169,39 @@ graph LR
 ```
 """
 
+CAPSTONE_BODY = """
+## 🗺️ The System
+
+```mermaid
+graph LR
+    clients --> api --> db
+```
+
+```{{code-cell}} ipython3
+{imports}print("ok")
+```
+
+## 🌩️ The Bad Day
+
+A surge.
+
+## 🧰 Your Design
+
+The knobs.
+
+## 📊 The Dashboard
+
+The panels.
+
+## 🏁 The Score Card
+
+The SLO.
+
+## Exercises
+
+[The exercises](../../exercises/{slug}.ipynb).
+"""
+
 SOLUTION = """\
 ---
 kernelspec:
@@ -214,6 +247,8 @@ def lesson_text(slug: str, status: str = "complete", title: str = "Toy Breaker",
     pattern, study = f"patterns.{package}.{module}", f"simulations.{package}.{module}"
     if folder == "foundations":
         body = FOUNDATION_BODY.format(imports=f"import {study}\n\n" if imports else "")
+    elif folder == "capstone":
+        body = CAPSTONE_BODY.format(slug=slug, imports=f"import {study}\n\n" if imports else "")
     else:
         body = PATTERN_BODY.format(related=related, slug=slug, imports=(
             f"import {pattern}\nimport {study}\n\n" if imports else ""))

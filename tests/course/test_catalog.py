@@ -73,6 +73,21 @@ def test_learning_paths_link_existing_lessons_and_mark_planned_ones(course):
     assert "[Toy Breaker](resilience/toy-breaker.ipynb)" not in text.split("**By goal**")[1]
     assert "Circuit breaker (planned)" in text
     assert "[Queueing Basics](foundations/queueing-basics.ipynb)" in text.split("**By goal**")[1]
+    paths = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(paths) == 4 + len(catalog.GOAL_PATHS)
+    assert all(line.endswith("Capstone: a bad day (planned)") for line in paths)
+
+
+def test_every_learning_path_ends_with_the_capstone_lab(course):
+    make_course(course)
+    course.lesson("capstone/bad-day", title="Bad Day", difficulty="advanced")
+    lessons, _ = discover(course.root)
+    text = catalog.learning_paths(lessons, course.root / "notebooks")
+    paths = [line for line in text.splitlines() if line.startswith("- ")]
+    capstone = "[Bad Day](capstone/bad-day.ipynb) (✅ complete)"
+    assert all(line.endswith(capstone) and line.count(capstone) == 1 for line in paths), paths
+    assert "- Advanced: [Toy Breaker](resilience/toy-breaker.ipynb) (✅ complete); then " \
+        + capstone in paths
 
 
 def test_the_repository_course_map_matches_the_lessons():

@@ -1,7 +1,7 @@
 """Running a lesson leaves git clean: the nbstripout filter that `dev.py lab` configures.
 
 A learner clones the course, runs a lesson in JupyterLab and saves it; later they `git pull`
-new lessons. Here the same happens in a throwaway clone: the lesson is executed by a kernel and
+new lessons. Here the same happens in a throwaway clone: the lesson, executed by a kernel, is
 saved through a Jupyter server's contents API (as JupyterLab saves, with the repository's own
 jupytext.toml in force), then the upstream gains a commit touching that lesson.
 """
@@ -50,15 +50,13 @@ def clone(tmp_path: Path) -> tuple[Path, Path]:
     return upstream, learner
 
 
-@pytest.fixture(scope="module")
-def executed() -> nbformat.NotebookNode:
-    """The lesson as a kernel leaves it: outputs, execution counts, language_info."""
-    from nbclient import NotebookClient
-
-    nb = read_ipynb(ROOT / f"{LESSON}.ipynb")
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / Path(LESSON).parent)}}).execute()
-    return nb
+@pytest.fixture
+def executed(run_once) -> nbformat.NotebookNode:
+    """The lesson as a kernel leaves it: outputs, execution counts, language_info (the test
+    run's executed copy, tests/executed.py, so the lesson is not run again here)."""
+    run = run_once(ROOT / f"{LESSON}.ipynb")
+    assert not run.problems, run.failure()
+    return read_ipynb(run.copy)
 
 
 def save(learner: Path, nb: nbformat.NotebookNode, tmp_path: Path) -> Path:

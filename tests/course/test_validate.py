@@ -266,3 +266,22 @@ def test_a_foundations_lesson_needs_no_pattern(course):
     course.lesson(slug, title="Queueing Basics", difficulty="beginner")
     assert not (course.root / "patterns").exists()
     assert check(course, slug).findings == []
+
+
+def test_the_capstone_has_its_own_sections_and_exercises_but_no_pattern(course):
+    slug = "capstone/bad-day"
+    course.lesson(slug, title="Bad Day", difficulty="advanced")
+    assert not (course.root / "patterns").exists()
+    [missing] = messages(check(course, slug))
+    assert missing.startswith("exercises: no exercises: ")
+    assert missing.endswith("solutions/capstone/bad-day.md does not exist")
+    course.solutions(slug)
+    assert check(course, slug).findings == []
+    text = lesson_text(slug, title="Bad Day", difficulty="advanced")
+    course.lesson(slug, text.replace("## 📊 The Dashboard", "## The Panels"))
+    assert messages(check(course, slug)) == ["lesson: missing heading '## 📊 The Dashboard'"]
+    swapped = text.replace("## 🌩️ The Bad Day", "## SWAP").replace(
+        "## 🧰 Your Design", "## 🌩️ The Bad Day").replace("## SWAP", "## 🧰 Your Design")
+    course.lesson(slug, swapped)
+    [problem] = messages(check(course, slug))
+    assert "out of order: the order is 🗺️ The System → 🌩️ The Bad Day → 🧰 Your Design" in problem
