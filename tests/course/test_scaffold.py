@@ -11,6 +11,7 @@ import pytest
 
 from course import scaffold, sync, validate
 from course.notebook_files import read_markdown
+from course.paths import ROOT
 
 
 def test_new_lesson_is_a_valid_stub_with_graded_exercise(course):
@@ -84,6 +85,18 @@ def test_new_lesson_code_runs_and_its_lesson_imports_it(course, tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
          str(test)], cwd=course.root, capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(course.root)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_new_lesson_files_pass_the_linter(course):
+    """What `course new` writes passes the project's ruff rules (the repository's own config;
+    the course's packages named first-party, as they are in the repository)."""
+    scaffold.create_lesson("caching/write-around", course.root)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config",
+         str(ROOT / "pyproject.toml"), "--config",
+         "lint.isort.known-first-party = ['course', 'patterns', 'simulations']", "."],
+        cwd=course.root, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
