@@ -243,7 +243,7 @@ def pysyncobj_replay(commands: list[tuple[str, Any]], nodes: int = 3,
             for a, d in zip(addresses, stores, strict=True)]
     try:
         deadline = clock.monotonic() + timeout_s
-        while not any(o._isLeader() for o in objs):
+        while all(o.getStatus()["leader"] is None for o in objs):  # no leader known yet
             if clock.monotonic() > deadline:
                 raise RuntimeError(f"no PySyncObj leader within {timeout_s:g} s")
             clock.sleep(0.05)
