@@ -58,6 +58,7 @@ REASONING = {
     "architectural/cqrs": ("cqrs-ex3-answer",),
     "architectural/event-driven-architecture": ("event-driven-architecture-ex3-answer",),
     "architectural/serverless": ("serverless-ex3-answer",),
+    "capstone/bad-day": ("bad-day-ex3-answer",),
     "architectural/edge-computing": ("edge-computing-ex3-answer",),
     "architectural/cell-based-architecture": ("cell-based-architecture-ex3-answer",),
     "communication/priority-queue": ("priority-queue-ex3-answer",),

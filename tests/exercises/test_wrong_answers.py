@@ -962,6 +962,22 @@ WRONG: dict[str, list[Wrong]] = {
                f"{QLL}-ex3-tests": "divide their sum by 2"},
               hides=("9000", "75.0", "0.28")),
     ],
+    "capstone/bad-day": [
+        Wrong({f"{(BD := 'bad-day')}-ex1-answer": "design = Design()",
+               f"{BD}-ex2-answer": "def admit(signals):\n    return True\n",
+               f"{BD}-ex3-answer": "calls_per_checkout = 3 + 4\ncalls_with_budget = 3 * 1.15"},
+              {f"{BD}-ex1-tests": "on the day of seed 2026",
+               f"{BD}-ex2-tests": "the traffic surge was left open",
+               f"{BD}-ex3-tests": "added the client's tries to the API tier's attempts"},
+              hides=("3.45",)),
+        Wrong({f"{BD}-ex1-answer": (('stampede="xfetch"', 'stampede="none"'),),
+               f"{BD}-ex2-answer": "def admit(signals):\n    return signals.rate < 1000\n",
+               f"{BD}-ex3-answer": "calls_per_checkout = 4\ncalls_with_budget = 3 + 0.15"},
+              {f"{BD}-ex1-tests": "during the hot key",
+               f"{BD}-ex2-tests": "was left open",
+               f"{BD}-ex3-tests": "counted one client try only"},
+              hides=("3.45",)),
+    ],
     "performance/auto-scaling": [
         Wrong({f"{(AS := 'auto-scaling')}-ex1-answer": (
                    ("return math.ceil(current * ratio)", "return math.floor(current * ratio)"),),
