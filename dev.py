@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ NBGRADER_SERVER_EXTENSIONS = [f"nbgrader.server_extensions.{name}" for name in
 # The git filter: cell ids are kept (the committed twins have stable ones); the kernel's
 # language_info, which JupyterLab adds on save, is stripped with the outputs.
 NBSTRIPOUT = ["-m", "nbstripout", "--keep-id", "--extra-keys", "metadata.language_info"]
+# JupyterHub's proxy, from npm (tests/hub/ and class/jupyterhub_config.py run it from here).
+PROXY_PACKAGE, PROXY_VERSION = "configurable-http-proxy", "5.2.0"
+NPM_PREFIX = ROOT / ".npm"
 
 
 def step(message: str) -> None:
@@ -82,6 +86,21 @@ def ensure_environment(extras: tuple[str, ...]) -> None:
     install_server_config()
     STAMP.write_text(_digest(extras))
     step(f"environment ready in {time.monotonic() - start:.0f} s")
+
+
+def ensure_proxy() -> None:
+    """Install JupyterHub's configurable-http-proxy into .npm/ at the pinned version, unless it
+    is there already; without npm, say so (the hub test then skips, or fails in CI)."""
+    installed = NPM_PREFIX / "node_modules" / PROXY_PACKAGE / "package.json"
+    if installed.exists() and json.loads(installed.read_text()).get("version") == PROXY_VERSION:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        step(f"npm not found: {PROXY_PACKAGE} (JupyterHub's proxy) is not installed")
+        return
+    step(f"installing {PROXY_PACKAGE} {PROXY_VERSION} into {NPM_PREFIX} with npm")
+    subprocess.run([npm, "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund",
+                    f"{PROXY_PACKAGE}@{PROXY_VERSION}"], check=True)
 
 
 def _merge_json(path: Path, update: dict) -> None:
@@ -144,7 +163,7 @@ NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]  # the folders of the no
 
 CHECKS = [
     ("lint", ["-m", "ruff", "check", "course", "patterns", "simulations", "tests", "benchmarks",
-              "dev.py", *NOTEBOOK_DIRS]),
+              "class", "dev.py", *NOTEBOOK_DIRS]),
     ("notebook twins in sync", ["-m", "course", "sync", "--check"]),
     ("student exercises up to date", ["-m", "course", "assign", "--check"]),
     ("lessons valid", ["-m", "course", "validate"]),
@@ -155,6 +174,7 @@ CHECKS = [
 def test(extra: list[str]) -> int:
     """Lint, the course's own consistency checks, then pytest (its options are in pyproject)."""
     ensure_environment(("lab", "test"))
+    ensure_proxy()
     failed = []
     for name, args in CHECKS:
         step(name)

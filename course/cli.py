@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "new": ("course.scaffold", "create a stub lesson and its solutions notebook"),
     "assign": ("course.release", "write the student exercises from solutions/"),
     "check": ("course.grader", "grade a learner's exercise notebook"),
+    "nbgrader-source": ("course.nbgrader_source",
+                        "lay out nbgrader's source/<assignment>/ folders from solutions/"),
     "build": ("course.site", "execute every lesson and write a static HTML site"),
     "pin": ("course.pin", "write environment.yml (Binder) at the versions installed here"),
 }
