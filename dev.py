@@ -2,12 +2,13 @@
 
     python3 dev.py lab    # the learner's environment in .venv, then JupyterLab at the start page
     python3 dev.py test   # the same plus the test and authoring tools, then every test (as CI)
+    python3 dev.py site   # the website's tools, then the course as a website in _build/html
 
 Uses only the standard library, so it works on a fresh machine with Python 3.11+. It installs
 uv into .venv with pip and lets uv install the rest (several times faster than pip), with the
 Binder environment's pins (environment.yml) as constraints, so a fresh setup gets the versions
 CI tested. Both commands are idempotent: the environment is reinstalled only when
-pyproject.toml or environment.yml changes, or when `test` needs tools that `lab` left out.
+pyproject.toml or environment.yml changes, or when a command needs tools that `lab` left out.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ NBGRADER_SERVER_EXTENSIONS = [f"nbgrader.server_extensions.{name}" for name in
 # The git filter: cell ids are kept (the committed twins have stable ones); the kernel's
 # language_info, which JupyterLab adds on save, is stripped with the outputs.
 NBSTRIPOUT = ["-m", "nbstripout", "--keep-id", "--extra-keys", "metadata.language_info"]
-# JupyterHub's proxy, from npm (tests/hub/ and class/jupyterhub_config.py run it from here).
-PROXY_PACKAGE, PROXY_VERSION = "configurable-http-proxy", "5.2.0"
+# From npm, into .npm/: JupyterHub's proxy (tests/hub/ and class/jupyterhub_config.py run it
+# from there; 5.3 needs Node 22) and mermaid, which the website serves itself so its diagrams
+# need no CDN (course/website/extension.py; 11.12.1 is what sphinxcontrib-mermaid 2.1 loads).
+NPM_PACKAGES = {"configurable-http-proxy": "5.2.0", "mermaid": "11.12.1"}
 NPM_PREFIX = ROOT / ".npm"
 
 
@@ -63,11 +66,12 @@ def _digest(extras: tuple[str, ...]) -> str:
 def ensure_environment(extras: tuple[str, ...]) -> None:
     """Create .venv and install the course with ``extras``, unless already current.
 
-    A venv installed for ``test`` (lab and test extras) is current for ``lab`` too.
+    A venv installed for ``test`` (lab, test and site extras) is current for ``lab`` and
+    ``site`` too.
     """
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py must explain itself on older Pythons)
         sys.exit(f"The course needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
-    for wider in (extras, ("lab", "test")):
+    for wider in (extras, ("lab", "test", "site")):
         if STAMP.exists() and STAMP.read_text() == _digest(wider):
             return
     start = time.monotonic()
@@ -88,19 +92,24 @@ def ensure_environment(extras: tuple[str, ...]) -> None:
     step(f"environment ready in {time.monotonic() - start:.0f} s")
 
 
-def ensure_proxy() -> None:
-    """Install JupyterHub's configurable-http-proxy into .npm/ at the pinned version, unless it
-    is there already; without npm, say so (the hub test then skips, or fails in CI)."""
-    installed = NPM_PREFIX / "node_modules" / PROXY_PACKAGE / "package.json"
-    if installed.exists() and json.loads(installed.read_text()).get("version") == PROXY_VERSION:
+def ensure_npm_packages() -> None:
+    """Install the npm packages at their pinned versions into .npm/, unless they are there
+    already; without npm, say so (the hub and website tests then skip, or fail in CI)."""
+    def installed(package: str) -> str | None:
+        manifest = NPM_PREFIX / "node_modules" / package / "package.json"
+        return json.loads(manifest.read_text()).get("version") if manifest.exists() else None
+
+    missing = [f"{package}@{version}" for package, version in NPM_PACKAGES.items()
+               if installed(package) != version]
+    if not missing:
         return
     npm = shutil.which("npm")
     if npm is None:
-        step(f"npm not found: {PROXY_PACKAGE} (JupyterHub's proxy) is not installed")
+        step(f"npm not found: {', '.join(missing)} not installed")
         return
-    step(f"installing {PROXY_PACKAGE} {PROXY_VERSION} into {NPM_PREFIX} with npm")
+    step(f"installing {', '.join(missing)} into {NPM_PREFIX} with npm")
     subprocess.run([npm, "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund",
-                    f"{PROXY_PACKAGE}@{PROXY_VERSION}"], check=True)
+                    *missing], check=True)
 
 
 def _merge_json(path: Path, update: dict) -> None:
@@ -173,8 +182,8 @@ CHECKS = [
 
 def test(extra: list[str]) -> int:
     """Lint, the course's own consistency checks, then pytest (its options are in pyproject)."""
-    ensure_environment(("lab", "test"))
-    ensure_proxy()
+    ensure_environment(("lab", "test", "site"))
+    ensure_npm_packages()
     failed = []
     for name, args in CHECKS:
         step(name)
@@ -188,8 +197,15 @@ def test(extra: list[str]) -> int:
     return code
 
 
+def site(extra: list[str]) -> int:
+    """Build the course website into _build/html (``course build``, options after ``site``)."""
+    ensure_environment(("lab", "site"))
+    ensure_npm_packages()
+    return subprocess.call([str(PYTHON), "-m", "course", "build", *extra], cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"lab": lab, "test": test}
+    commands = {"lab": lab, "test": test, "site": site}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 2

@@ -203,6 +203,14 @@ def binder_block(lessons: list[Lesson], from_dir: Path) -> str:
             "Run the course in your browser on Binder, no installation needed.")
 
 
+def level_paths(lessons: list[Lesson]) -> dict[str, list[Lesson]]:
+    """The lessons of each level, in course order, the capstone lab left out (it ends every
+    path)."""
+    return {level: [lesson for lesson in ordered(lessons)
+                    if lesson.metadata.get("difficulty") == level and lesson.folder != CAPSTONE]
+            for level in DIFFICULTIES}
+
+
 def learning_paths(lessons: list[Lesson], from_dir: Path) -> str:
     """Paths by level (from the lessons' difficulty) and by goal (from the syllabus), each
     ending with the capstone lab."""
@@ -216,9 +224,7 @@ def learning_paths(lessons: list[Lesson], from_dir: Path) -> str:
 
     capstone = entry(*CAPSTONE_LAB)
     lines = ["**By level**", ""]
-    for level in DIFFICULTIES:
-        at_level = [lesson for lesson in ordered(lessons)
-                    if lesson.metadata.get("difficulty") == level and lesson.folder != CAPSTONE]
+    for level, at_level in level_paths(lessons).items():
         names = ", ".join(entry(lesson.slug, lesson.title) for lesson in at_level)
         lines.append(f"- {level.capitalize()}: {names or 'no lessons yet'}; then {capstone}")
     lines += ["", "**By goal**", ""]

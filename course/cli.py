@@ -20,7 +20,7 @@ SUBCOMMANDS = {
     "check": ("course.grader", "grade a learner's exercise notebook"),
     "nbgrader-source": ("course.nbgrader_source",
                         "lay out nbgrader's source/<assignment>/ folders from solutions/"),
-    "build": ("course.site", "execute every lesson and write a static HTML site"),
+    "build": ("course.site", "build the course website (every lesson executed) in _build/html"),
     "pin": ("course.pin", "write environment.yml (Binder) at the versions installed here"),
 }
 

@@ -1,166 +1,114 @@
-"""``course build``: execute every lesson and write a static HTML site.
+"""``course build``: the course as a website, built by Sphinx with MyST-NB and the book theme.
 
-Like a dress rehearsal before opening night, the build plays every lesson from the first cell to
-the last in a fresh kernel, with a time limit per cell, and keeps what the audience would see:
-``_build/html/<folder>/<slug>.html`` per lesson and ``_build/html/index.html`` linking them all
-with their status. A lesson whose cell fails is reported (lesson, cell number, the error's last
-line), its page is still written with the outputs up to the failure, the other lessons still run,
-and the command exits 1 at the end.
+Like a printed edition of a play made from the rehearsal: the same script (the ``.ipynb`` twins
+of the lessons and of the student copies), performed once (every lesson executed, the student
+copies shown as handed out), with a contents page (the start page, the learning paths as the
+sidebar), an index (search) and a door to the stage on every page (launch buttons to Binder and
+to a JupyterHub). Performances are kept in a cache that is thrown away when the code the
+lessons import changes, so a second build only runs what changed. Any warning fails the build
+at the end (a broken link, a lesson whose cell fails), after every page was tried; then every
+link of the written site is checked on disk (``course.website.links``).
 """
 
 from __future__ import annotations
 
 import argparse
-import html
+import hashlib
+import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.catalog import STATUS_WORDS, ordered
-from course.lessons import Lesson, UsageError, discover, in_scope, resolve_paths
-from course.notebook_files import NotebookError, read_markdown, relative
 from course.paths import ROOT
+from course.website import MERMAID_MISSING, links, mermaid_dist
 
-DEFAULT_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    lesson: Lesson
-    seconds: float
-    error: str | None = None  # "cell N: <last line of the error>" when the lesson failed
+CONFIG = Path(__file__).resolve().parent / "website"
+# ipykernel's note, from each kernel myst-nb starts, that it talks to it over loopback TCP.
+KERNEL_NOISE = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption"
+CODE_TREES = ("patterns", "simulations", "course")  # what a lesson's output depends on
+SITE_CODE = ("course/site.py", "course/website/")  # ... but for this build, which no lesson imports
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                        help="only the lessons in these files or folders (default: all)")
-    parser.add_argument("--timeout", type=_positive_int, default=DEFAULT_TIMEOUT_S,
-                        help=f"seconds allowed per cell (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: _build/html in the repository)")
+    parser.add_argument("--no-execute", dest="execute", action="store_false",
+                        help="show the lessons as committed, without outputs (a quick look)")
+    parser.add_argument("--jupyterhub", default="", metavar="URL",
+                        help="a JupyterHub for the launch buttons, e.g. https://hub.example.edu "
+                             "(the Binder button needs [tool.course] github in pyproject.toml)")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        scopes = resolve_paths(args.paths)
-    except UsageError as error:
-        print(f"course build: {error}", file=sys.stderr)
+    root = Path(args.root)
+    out = args.out or root / "_build" / "html"
+    if args.jupyterhub and not args.jupyterhub.startswith(("https://", "http://")):
+        print(f"course build: --jupyterhub must be an http(s) URL, got {args.jupyterhub!r}",
+              file=sys.stderr)
         return 2
-    lessons, problems = discover(args.root)
-    lessons = [lesson for lesson in ordered(lessons) if in_scope(lesson.path, scopes)]
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if scopes and not lessons:
-        print("course build: no lesson in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+    if not (mermaid_dist(root) / "mermaid.esm.min.mjs").exists():
+        print("course build: " + MERMAID_MISSING.format(folder=mermaid_dist(root).parent),
+              file=sys.stderr)
         return 2
-    out = args.out or Path(args.root) / "_build" / "html"
-    results = build(lessons, out, args.timeout)
-    failed = [r for r in results if r.error]
-    print(f"{len(results) - len(failed)} of {len(results)} lesson(s) built into {relative(out)}")
-    return 1 if failed or problems else 0
+    code = build(root, root, out, execute=args.execute, jupyterhub=args.jupyterhub).code
+    broken = links.problems(out) if (out / "index.html").exists() else []
+    for problem in broken:
+        print(f"course build: {problem}", file=sys.stderr)
+    code = code or (1 if broken else 0)
+    if code == 0:
+        print(f"course build: the site is in {out}; open {out / 'index.html'}")
+    else:
+        print("course build: the site has problems (the warnings above); it was built all the "
+              f"same into {out}", file=sys.stderr)
+    return code
 
 
-def build(lessons: list[Lesson], out: Path, timeout: int) -> list[BuildResult]:
-    """Execute and export each lesson, printing progress; then write the index page."""
-    results = []
-    for number, lesson in enumerate(lessons, start=1):
-        print(f"[{number}/{len(lessons)}] {lesson.slug} ...", end=" ", flush=True)
-        result = build_lesson(lesson, out, timeout)
-        verdict = "FAILED" if result.error else "ok"
-        print(f"{verdict} ({result.seconds:.1f} s)", flush=True)
-        if result.error:
-            print(f"    {lesson.slug}, {result.error}", flush=True)
-        results.append(result)
-    write_index(results, out)
-    return results
+@dataclass(frozen=True)
+class Built:
+    """Sphinx's exit code and the warnings it wrote (a warning fails the build)."""
+
+    code: int
+    warnings: tuple[str, ...]
 
 
-def build_lesson(lesson: Lesson, out: Path, timeout: int) -> BuildResult:
-    """Run one lesson in a fresh kernel and write its HTML page."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    start = time.perf_counter()
-    try:
-        nb = read_markdown(lesson.path)
-    except NotebookError as error:
-        return BuildResult(lesson, time.perf_counter() - start, str(error))
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3",
-        resources={"metadata": {"path": str(lesson.path.parent)}},
-    )
-    error = None
-    number = 0
-    try:
-        # The kernel's own stderr (transport warnings) is not the lesson's output.
-        with client.setup_kernel(stderr=subprocess.DEVNULL):
-            for index, cell in enumerate(nb.cells):
-                number = index + 1
-                client.execute_cell(cell, index)
-    except CellTimeoutError:
-        error = f"cell {number}: no result within {timeout} s (the per-cell timeout)"
-    except CellExecutionError as failure:
-        error = f"cell {number}: {_last_line(failure)}"
-    except DeadKernelError:
-        error = f"cell {number}: the kernel died"
-    except Exception as failure:  # a kernel that will not start, a missing kernelspec, ...
-        error = f"cell {number}: {type(failure).__name__}: {_last_line(failure)}"
-    page = out / lesson.folder / f"{lesson.name}.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(_html(nb), encoding="utf-8")
-    return BuildResult(lesson, time.perf_counter() - start, error)
+def build(root: Path, source: Path, out: Path, *, execute: bool = True, github: str = "",
+          jupyterhub: str = "", quiet: bool = False) -> Built:
+    """Build the site of the course at ``root`` from the notebooks under ``source`` (``root``
+    itself, or a copy holding executed notebooks) into ``out``. Sphinx's warnings go to stderr
+    as they come, unless ``quiet``."""
+    settings = {"course_root": root, "course_github": github, "course_jupyterhub": jupyterhub,
+                "nb_execution_mode": "cache" if execute else "off",
+                "nb_execution_cache_path": cache_folder(root)}
+    command = [sys.executable, "-m", "sphinx", "build", "--builder", "html",
+               "--fail-on-warning", "--keep-going", *(["--quiet"] if quiet else []),
+               "--conf-dir", str(CONFIG),
+               "--doctree-dir", str(out.parent / f"{out.name}-doctrees"),
+               *(f"--define={name}={value}" for name, value in settings.items() if value != ""),
+               str(source), str(out)]
+    warnings = []
+    with subprocess.Popen(command, cwd=root, stderr=subprocess.PIPE, text=True) as sphinx:
+        for line in sphinx.stderr:
+            if not line.startswith(KERNEL_NOISE):
+                warnings.append(line.rstrip("\n"))
+                if not quiet:
+                    sys.stderr.write(line)
+    return Built(sphinx.returncode, tuple(warnings))
 
 
-def _last_line(error: Exception) -> str:
-    ename, evalue = getattr(error, "ename", None), getattr(error, "evalue", None)
-    if ename:
-        return f"{ename}: {evalue}" if evalue else ename
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
-
-
-def _html(nb) -> str:
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
-
-
-def write_index(results: list[BuildResult], out: Path) -> Path:
-    """``index.html``: every built lesson with its status and build result."""
-    rows = []
-    for result in results:
-        lesson = result.lesson
-        built = "build failed" if result.error else "ok"
-        rows.append(
-            f'<tr><td>{html.escape(lesson.folder)}</td>'
-            f'<td><a href="{html.escape(lesson.folder)}/{html.escape(lesson.name)}.html">'
-            f"{html.escape(lesson.title)}</a></td>"
-            f"<td>{html.escape(str(lesson.metadata.get('difficulty', '?')))}</td>"
-            f"<td>{html.escape(STATUS_WORDS.get(lesson.status, lesson.status))}</td>"
-            f"<td>{built}</td></tr>"
-        )
-    page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        "<title>Distributed-systems design patterns</title></head><body>"
-        "<h1>Distributed-systems design patterns</h1>"
-        "<table><tr><th>Category</th><th>Lesson</th><th>Difficulty</th><th>Status</th>"
-        f"<th>Build</th></tr>{''.join(rows)}</table></body></html>\n"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+def cache_folder(root: Path) -> Path:
+    """The executed lessons' cache, one folder per state of the code they import (older ones
+    are removed)."""
+    digest = hashlib.sha256()
+    for tree in CODE_TREES:
+        for path in sorted((root / tree).rglob("*.py")):
+            if path.relative_to(root).as_posix().startswith(SITE_CODE):
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    caches = root / "_build" / "jupyter-cache"
+    folder = caches / digest.hexdigest()[:16]
+    for old in caches.glob("*") if caches.exists() else ():
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder

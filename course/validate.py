@@ -434,6 +434,11 @@ def check_links(nb: nbformat.NotebookNode, path: Path) -> list[Finding]:
             if Path(local).suffix in (".md", ".ipynb") and not (path.parent / local).exists():
                 findings.append(Finding("error", _where(nb, number, index),
                                         f"link {target!r} does not resolve to a file"))
+            elif Path(local).suffix == ".md" and (path.parent / local).with_suffix(
+                    ".ipynb").exists():
+                findings.append(Finding("error", _where(nb, number, index),
+                                        f"link {target!r} opens the notebook's source; link "
+                                        f"its .ipynb (JupyterLab and the website open that)"))
     return findings
 
 

@@ -207,6 +207,7 @@ SOLUTION = """\
 kernelspec:
   name: python3
   display_name: Python 3
+  language: python
 ---
 
 # Exercises

@@ -1,11 +1,11 @@
-"""Progress on long work: `course check --batch` and `course build` report as they go."""
+"""Progress on long work: `course check --batch` reports each learner as it goes."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from course import batch, grader, site
+from course import batch, grader
 
 
 def test_batch_prints_each_learner_as_soon_as_graded(tmp_path, monkeypatch, capsys):
@@ -25,11 +25,3 @@ def test_batch_prints_each_learner_as_soon_as_graded(tmp_path, monkeypatch, caps
     assert shown_before_next == ["", "alice: 0/0 points\n"]
     assert capsys.readouterr().out.startswith("bob: unusable: bob.ipynb: not a notebook\n")
 
-
-def test_build_shows_each_lesson_and_no_kernel_noise(course, capfd):
-    course.lesson("foundations/queueing-basics", title="Queueing")
-    out = course.root / "_build"
-    assert site.run(course.args(paths=[], timeout=60, out=out)) == 0
-    printed = capfd.readouterr()
-    assert "[1/1] foundations/queueing-basics ... ok (" in printed.out
-    assert printed.err == ""

@@ -1,54 +1,72 @@
-"""`course build`: every lesson executed in a fresh kernel and exported; failures reported."""
+"""`course build`: the course as a website, its lessons executed once and cached.
+
+These build a throwaway course of one lesson; tests/site/ checks the real course's site.
+"""
 
 from __future__ import annotations
 
-import re
-
-from course_fixtures import lesson_text
+from course_fixtures import lesson_text, write_notebook
 
 from course import site
-from course.notebook_files import read_markdown
+from course.paths import ROOT
 
 FAILING_CELL = "```{code-cell} ipython3\nprint('before')\n1 / 0\n```\n\nafter the failure\n"
 
 
-def test_build_runs_each_lesson_reports_failures_and_keeps_going(course, capsys):
-    broken = course.lesson("caching/broken",
-                           lesson_text("caching/broken", status="stub", imports=False)
-                           + FAILING_CELL)
-    failing = len(read_markdown(broken).cells) - 1  # the cell before the closing text
-    course.lesson("resilience/toy-breaker", imports=False)
-    out = course.root / "site"
-    code = site.run(course.args(paths=[], timeout=60, out=out))
-    printed = capsys.readouterr().out
-    assert code == 1
-    assert re.search(r"^\[1/2\] caching/broken \.\.\. FAILED \(\d+\.\d s\)$", printed, re.M)
-    assert re.search(r"^\[2/2\] resilience/toy-breaker \.\.\. ok \(\d+\.\d s\)$", printed, re.M)
-    assert f"caching/broken, cell {failing}: ZeroDivisionError: division by zero" in printed
-    broken_page = (out / "caching" / "broken.html").read_text()
-    assert "before" in broken_page and "ZeroDivisionError" in broken_page
-    good_page = (out / "resilience" / "toy-breaker.html").read_text()
-    assert "lesson-card" in good_page  # the card cell ran and its HTML was kept
-    index = (out / "index.html").read_text()
-    assert 'href="resilience/toy-breaker.html"' in index and 'href="caching/broken.html"' in index
-    assert "build failed" in index and "📝 stub" in index and "✅ complete" in index
+def _course_with_mermaid(course):
+    (course.root / ".npm").symlink_to(ROOT / ".npm")  # mermaid, as dev.py installs it
+    write_notebook(course.root / "notebooks" / "index.md", "# The toy course\n\nStart here.\n")
+    return course
 
 
-def test_build_of_one_path_and_usage_errors(course, capsys):
-    course.lesson("resilience/toy-breaker", imports=False)
-    course.lesson("caching/other", status="stub")
-    out = course.root / "site"
-    assert site.run(course.args(paths=[course.root / "notebooks" / "resilience"],
-                                timeout=60, out=out)) == 0
-    assert "[1/1] resilience/toy-breaker ... ok" in capsys.readouterr().out
-    assert not (out / "caching").exists()
-    assert site.run(course.args(paths=[course.root / "nope"], timeout=60, out=out)) == 2
-    assert "no such file or directory" in capsys.readouterr().err
+def test_build_executes_each_lesson_once_and_then_uses_the_cache(course, capfd):
+    _course_with_mermaid(course).lesson("foundations/queueing-basics", imports=False)
+    out = course.root / "_build" / "html"
+    assert site.run(course.args(out=out, execute=True, jupyterhub="")) == 0
+    first = capfd.readouterr()
+    assert "notebooks/foundations/queueing-basics.ipynb: Executed notebook" in first.out
+    assert "Kernel is running over TCP" not in first.err  # the kernels' own noise is dropped
+    page = (out / "notebooks" / "foundations" / "queueing-basics.html").read_text()
+    assert "lesson-card" in page  # the card cell ran and its HTML was kept
+    assert (out / "exercises" / "foundations" / "queueing-basics.html").exists()
+    assert "url=notebooks/index.html" in (out / "index.html").read_text()
+
+    (out.parent / "html-doctrees").rename(out.parent / "old-doctrees")  # Sphinx reads anew
+    assert site.run(course.args(out=out, execute=True, jupyterhub="")) == 0
+    again = capfd.readouterr().out
+    assert "Using cached notebook" in again and "Executed notebook" not in again
 
 
-def test_failing_cell_number_is_the_notebook_cell(course, capsys):
-    text = lesson_text("caching/broken", status="stub", imports=False)  # cell 2 is the card
-    course.lesson("caching/broken", text.replace('show_card("caching/broken")',
-                                                 'raise RuntimeError("card broke")'))
-    assert site.run(course.args(paths=[], timeout=60, out=course.root / "site")) == 1
-    assert "caching/broken, cell 2: RuntimeError: card broke" in capsys.readouterr().out
+def test_a_failing_lesson_fails_the_build_after_every_page(course, capfd):
+    _course_with_mermaid(course).lesson(
+        "foundations/queueing-basics",
+        lesson_text("foundations/queueing-basics", status="stub", imports=False) + FAILING_CELL)
+    out = course.root / "_build" / "html"
+    assert site.run(course.args(out=out, execute=True, jupyterhub="")) == 1
+    err = capfd.readouterr().err
+    assert "queueing-basics.ipynb" in err and "ZeroDivisionError" in err
+    assert "the site has problems" in err
+    assert "before" in (out / "notebooks" / "foundations" / "queueing-basics.html").read_text()
+
+
+def test_the_cache_is_thrown_away_when_the_code_changes(course):
+    module = course.root / "simulations" / "study.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("A = 1\n")
+    first = site.cache_folder(course.root)
+    first.mkdir(parents=True)
+    assert site.cache_folder(course.root) == first
+    module.write_text("A = 2\n")
+    second = site.cache_folder(course.root)
+    assert second != first and not first.exists()
+
+
+def test_usage_errors_are_one_line(course, capfd):
+    write_notebook(course.root / "notebooks" / "index.md", "# The toy course\n")
+    assert site.run(course.args(out=None, execute=False, jupyterhub="hub.example.edu")) == 2
+    assert capfd.readouterr().err == ("course build: --jupyterhub must be an http(s) URL, "
+                                      "got 'hub.example.edu'\n")
+    assert site.run(course.args(out=None, execute=False, jupyterhub="")) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("course build: mermaid is not installed in ") and err.count("\n") == 1
+    assert "python3 dev.py site" in err

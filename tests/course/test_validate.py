@@ -200,10 +200,13 @@ def test_foundations_follow_the_lighter_rules(course):
 
 def test_the_start_page_is_checked_for_links_only(course):
     write_notebook(course.root / "notebooks" / "index.md",
-                   "# Start\n\n[Gone](resilience/gone.ipynb) and [Here](index.md)\n")
+                   "# Start\n\n[Gone](resilience/gone.ipynb), [Here](index.ipynb) and "
+                   "[its source](index.md)\n")
     [report] = checker.validate(course.root)
     assert [f.message for f in report.findings] == [
-        "link 'resilience/gone.ipynb' does not resolve to a file"
+        "link 'resilience/gone.ipynb' does not resolve to a file",
+        "link 'index.md' opens the notebook's source; link its .ipynb (JupyterLab and the "
+        "website open that)",
     ]
 
 
