@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.catalog import github_repository
 from course.paths import ROOT
 from course.website import MERMAID_MISSING, links, mermaid_dist
 
@@ -46,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or root / "_build" / "html"
     if args.jupyterhub and not args.jupyterhub.startswith(("https://", "http://")):
         print(f"course build: --jupyterhub must be an http(s) URL, got {args.jupyterhub!r}",
+              file=sys.stderr)
+        return 2
+    if args.jupyterhub and github_repository(root) is None:
+        print("course build: --jupyterhub needs [tool.course] github in pyproject.toml (its "
+              "launch button is an nbgitpuller link that clones that repository)",
               file=sys.stderr)
         return 2
     if not (mermaid_dist(root) / "mermaid.esm.min.mjs").exists():

@@ -81,10 +81,11 @@ def vendor_mermaid(root: Path, app: Sphinx) -> Path:
         raise ExtensionError(MERMAID_MISSING.format(folder=dist.parent))
     static = Path(app.doctreedir) / "course-static"
     target = static / "mermaid"
-    if not (target / "mermaid.esm.min.mjs").exists():
-        shutil.copytree(dist, target, dirs_exist_ok=True,
-                        ignore=lambda _dir, names: [n for n in names if not (
-                            n.endswith(".mjs") or n in ("chunks", "mermaid.esm.min"))])
+    shutil.rmtree(target, ignore_errors=True)  # the version installed now, not an older copy
+    target.mkdir(parents=True)
+    shutil.copy2(dist / "mermaid.esm.min.mjs", target)
+    shutil.copytree(dist / "chunks" / "mermaid.esm.min", target / "chunks" / "mermaid.esm.min",
+                    ignore=shutil.ignore_patterns("*.map"))
     return static
 
 

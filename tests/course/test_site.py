@@ -66,6 +66,9 @@ def test_usage_errors_are_one_line(course, capfd):
     assert site.run(course.args(out=None, execute=False, jupyterhub="hub.example.edu")) == 2
     assert capfd.readouterr().err == ("course build: --jupyterhub must be an http(s) URL, "
                                       "got 'hub.example.edu'\n")
+    assert site.run(course.args(out=None, execute=False, jupyterhub="https://hub.example.edu")) == 2
+    assert capfd.readouterr().err.startswith("course build: --jupyterhub needs [tool.course] "
+                                             "github in pyproject.toml")
     assert site.run(course.args(out=None, execute=False, jupyterhub="")) == 2
     err = capfd.readouterr().err
     assert err.startswith("course build: mermaid is not installed in ") and err.count("\n") == 1
