@@ -22,7 +22,7 @@ from pathlib import Path
 
 from course.catalog import github_repository
 from course.paths import ROOT
-from course.website import MERMAID_MISSING, links, mermaid_dist
+from course.website import MERMAID_MISSING, links, mermaid_module
 
 CONFIG = Path(__file__).resolve().parent / "website"
 # ipykernel's note, from each kernel myst-nb starts, that it talks to it over loopback TCP.
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
               "launch button is an nbgitpuller link that clones that repository)",
               file=sys.stderr)
         return 2
-    if not (mermaid_dist(root) / "mermaid.esm.min.mjs").exists():
-        print("course build: " + MERMAID_MISSING.format(folder=mermaid_dist(root).parent),
+    if not mermaid_module(root).exists():
+        print("course build: " + MERMAID_MISSING.format(folder=mermaid_module(root).parent.parent),
               file=sys.stderr)
         return 2
     code = build(root, root, out, execute=args.execute, jupyterhub=args.jupyterhub).code
@@ -86,7 +86,7 @@ def build(root: Path, source: Path, out: Path, *, execute: bool = True, github: 
     as they come, unless ``quiet``."""
     settings = {"course_root": root, "course_github": github, "course_jupyterhub": jupyterhub,
                 "nb_execution_mode": "cache" if execute else "off",
-                "nb_execution_cache_path": cache_folder(root)}
+                "nb_execution_cache_path": cache_folder(root) if execute else ""}
     command = [sys.executable, "-m", "sphinx", "build", "--builder", "html",
                "--fail-on-warning", "--keep-going", *(["--quiet"] if quiet else []),
                "--conf-dir", str(CONFIG),

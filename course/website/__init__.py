@@ -8,6 +8,7 @@ MERMAID_MISSING = ("mermaid is not installed in {folder}: run `python3 dev.py si
                    "installs it from npm (dev.py's NPM_PACKAGES)")
 
 
-def mermaid_dist(root: Path) -> Path:
-    """Where dev.py's npm install puts mermaid's build, which the site serves itself."""
-    return root / ".npm" / "node_modules" / "mermaid" / "dist"
+def mermaid_module(root: Path) -> Path:
+    """Mermaid's ES module, where dev.py's npm install puts it; the site serves it itself,
+    with the chunks it imports from ``chunks/mermaid.esm.min/`` beside it."""
+    return root / ".npm" / "node_modules" / "mermaid" / "dist" / "mermaid.esm.min.mjs"

@@ -19,7 +19,7 @@ from sphinx.errors import ExtensionError
 
 from course.catalog import CAPSTONE_LAB, github_repository, level_paths
 from course.lessons import Lesson, discover
-from course.website import MERMAID_MISSING, mermaid_dist
+from course.website import MERMAID_MISSING, mermaid_module
 
 # An href in an output's HTML (a lesson card's prerequisites) to a lesson's notebook.
 NOTEBOOK_HREF = re.compile(r'href="(?![a-z]+:|/|#)([^"#?]+)\.ipynb(#[^"]*)?"')
@@ -76,16 +76,16 @@ def chapter(root: Path, lesson: Lesson) -> dict[str, object]:
 
 def vendor_mermaid(root: Path, app: Sphinx) -> Path:
     """A static folder holding mermaid's ES module build, copied from ``.npm/``."""
-    dist = mermaid_dist(root)
-    if not (dist / "mermaid.esm.min.mjs").exists():
-        raise ExtensionError(MERMAID_MISSING.format(folder=dist.parent))
+    module = mermaid_module(root)
+    if not module.exists():
+        raise ExtensionError(MERMAID_MISSING.format(folder=module.parent.parent))
     static = Path(app.doctreedir) / "course-static"
     target = static / "mermaid"
     shutil.rmtree(target, ignore_errors=True)  # the version installed now, not an older copy
     target.mkdir(parents=True)
-    shutil.copy2(dist / "mermaid.esm.min.mjs", target)
-    shutil.copytree(dist / "chunks" / "mermaid.esm.min", target / "chunks" / "mermaid.esm.min",
-                    ignore=shutil.ignore_patterns("*.map"))
+    shutil.copy2(module, target)
+    chunks = Path("chunks") / "mermaid.esm.min"
+    shutil.copytree(module.parent / chunks, target / chunks, ignore=shutil.ignore_patterns("*.map"))
     return static
 
 

@@ -11,7 +11,6 @@ Both are shut down by finalizers even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import urllib.error
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from jupyter_servers import Server, ServerError, isolated_env, start
+from unavailable import unavailable as unavailable_for
 
 from course.paths import EXERCISES, NOTEBOOKS, ROOT, SOLUTIONS
 
@@ -46,10 +46,7 @@ SERVER_START_TIMEOUT = 90.0
 
 
 def unavailable(reason: str) -> None:
-    """Skip on a developer machine; fail in CI, where the browser tests must run."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI is set, so the browser tests may not be skipped)")
-    pytest.skip(reason)
+    unavailable_for(reason, "the browser tests")
 
 
 def _write_settings(folder: Path) -> None:
